@@ -1,0 +1,396 @@
+"""Live ingest: `GET /v1/live/{session_id}?token=…` (CONTRACT.md "Live ingest").
+
+The connection is the participant's presence: opening it journals a join, a close with
+1000/1001 or a `leave` message a leave, anything else a drop. Each frame is parsed once; its
+valid events go to the shared journal writer and are acked when durable. A connection without
+heartbeats for `HADIR_HEARTBEAT_TIMEOUT_S` is closed (4408) and its interval ends at its last
+heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketState
+
+from app.ingest import sessions as directory
+from app.ingest.events import MAX_BATCH, Entry, EventError, parse_event
+from app.ingest.journal import op_for
+from app.kit import clock, metrics
+from app.kit.auth import TokenError, decode_token
+from app.kit.resources import Resources
+from app.live.lifecycle import ENDED_STATUSES, mark_live
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+LIVE_ROLES = frozenset({"learner", "instructor", "assistant", "mentor"})
+MAX_UNACKED_SEND_S = 10.0
+
+# Close codes (CONTRACT.md): the 44xx ones are sent after accept so browsers can read them.
+BAD_TOKEN, FORBIDDEN, UNKNOWN_SESSION, HEARTBEAT_TIMEOUT = 4401, 4403, 4404, 4408
+SESSION_ENDED, CLASS_FULL, RATE_LIMITED = 4409, 4413, 4429
+SERVER_ERROR = 1011
+
+_conn_counter = itertools.count(1)
+
+
+@dataclass(eq=False, slots=True)
+class LiveConnection:
+    ws: WebSocket
+    session_id: str
+    user_id: str
+    role: str
+    conn: str
+    last_heartbeat: float
+    learner: bool
+    tokens: float
+    refilled: float = field(default_factory=time.monotonic)
+    ended: bool = False
+
+    def take(self, n: int, rate: float) -> bool:
+        """Token bucket: `rate` events/s, bursts of 5× allowed."""
+        now = time.monotonic()
+        self.tokens = min(rate * 5, self.tokens + (now - self.refilled) * rate)
+        self.refilled = now
+        self.tokens -= n
+        return self.tokens >= 0
+
+
+@dataclass
+class LiveRegistry:
+    """This process's open live connections."""
+
+    by_conn: dict[str, LiveConnection] = field(default_factory=dict)
+
+    def add(self, c: LiveConnection) -> None:
+        self.by_conn[c.conn] = c
+        metrics.connections.set(len(self.by_conn))
+
+    def remove(self, c: LiveConnection) -> None:
+        self.by_conn.pop(c.conn, None)
+        metrics.connections.set(len(self.by_conn))
+
+    def of_session(self, session_id: str) -> list[LiveConnection]:
+        return [c for c in self.by_conn.values() if c.session_id == session_id]
+
+
+def registry(res: Resources) -> LiveRegistry:
+    reg: LiveRegistry = res.extras.setdefault("live_registry", LiveRegistry())
+    return reg
+
+
+async def close(ws: WebSocket, code: int, reason: str) -> None:
+    metrics.closes_total.labels(str(code)).inc()
+    if ws.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await ws.close(code=code, reason=reason[:120])
+
+
+def _entry(c: LiveConnection, etype: str, event_id: str, ts: float, **fields: Any) -> Entry:
+    return Entry(
+        event_id=event_id,
+        type=etype,
+        user_id=c.user_id,
+        ts=ts,
+        conn=c.conn,
+        source="ws",
+        fields=fields,
+    )
+
+
+async def end_connection(
+    res: Resources,
+    c: LiveConnection,
+    etype: str,
+    ts: float,
+    *,
+    reason: str | None = None,
+    timed_out: bool = False,
+) -> None:
+    """Journal the end of a connection once (leave, drop or heartbeat timeout)."""
+    if c.ended:
+        return
+    c.ended = True
+    fields: dict[str, Any] = {"reason": reason} if reason else {}
+    entry = _entry(c, etype, f"end:{c.conn}", ts, **fields)
+    try:
+        await res.writer.write(
+            c.session_id, [(entry, op_for(entry, learner=c.learner, timeout=timed_out))]
+        )
+    except Exception as exc:
+        # The orphan reaper closes it later at its last heartbeat.
+        log.warning("could not journal the end of %s: %s", c.conn, exc)
+
+
+@router.websocket("/v1/live/{session_id}")
+async def live(ws: WebSocket, session_id: str) -> None:
+    res: Resources = ws.app.state.resources
+    settings = res.settings
+    await ws.accept()
+    origins = settings.origins
+    origin = ws.headers.get("origin")
+    if origins is not None and origin is not None and origin.rstrip("/") not in origins:
+        await close(ws, FORBIDDEN, "origin not allowed")
+        return
+    try:
+        who = decode_token(ws.query_params.get("token"), settings.token_secret)
+    except TokenError as exc:
+        await close(ws, BAD_TOKEN, exc.reason)
+        return
+    if who.session_id != session_id:
+        await close(ws, FORBIDDEN, "token is not for this session")
+        return
+    if who.role not in LIVE_ROLES:
+        await close(ws, FORBIDDEN, f"role {who.role} does not take part in live sessions")
+        return
+    info = await directory.load(res, session_id)
+    if info is None:
+        await close(ws, UNKNOWN_SESSION, "unknown session")
+        return
+    if info.status in ENDED_STATUSES:
+        await close(ws, SESSION_ENDED, "session already ended")
+        return
+    role = info.roles.get(who.user_id, who.role)
+    learner = role == "learner"
+    keys = res.keys.session(session_id)
+    if learner and info.policy.enforce_capacity:
+        connected = await res.redis.hlen(keys.learners)
+        if connected >= info.hard_cap and not await res.redis.hexists(keys.learners, who.user_id):
+            await close(ws, CLASS_FULL, f"class full ({info.hard_cap} learners)")
+            return
+    now = clock.now()
+    c = LiveConnection(
+        ws=ws,
+        session_id=session_id,
+        user_id=who.user_id,
+        role=role,
+        conn=f"{res.instance}-{next(_conn_counter)}",
+        last_heartbeat=now,
+        learner=learner,
+        tokens=settings.rate_limit_per_s * 5,
+    )
+    join = _entry(c, "join", f"join:{c.conn}", now, role=role)
+    try:
+        await res.writer.write(session_id, [(join, op_for(join, learner=learner))])
+    except Exception:
+        await close(ws, SERVER_ERROR, "journal unavailable, retry")
+        return
+    if info.status == "scheduled":
+        info.status = "live"
+        async with res.engine.begin() as db:
+            await mark_live(res, db, session_id, now)
+        await res.redis.zadd(
+            res.keys.live_sessions, {session_id: info.scheduled_end + info.policy.end_grace}
+        )
+    reg = registry(res)
+    reg.add(c)
+    try:
+        await _send(
+            ws,
+            {
+                "type": "welcome",
+                "session_id": session_id,
+                "user_id": who.user_id,
+                "heartbeat_interval_s": settings.heartbeat_interval_s,
+                "server_time": clock.iso(now),
+            },
+        )
+        code = await _serve(res, c)
+    except Exception as exc:  # a broken socket is a drop
+        log.debug("live connection %s failed: %s", c.conn, exc)
+        code = 1006
+    finally:
+        reg.remove(c)
+    if not c.ended:
+        if code in (1000, 1001):
+            await end_connection(res, c, "leave", clock.now())
+        else:
+            await end_connection(res, c, "drop", clock.now(), reason="abnormal")
+
+
+async def _serve(res: Resources, c: LiveConnection) -> int:
+    """Read frames until the connection closes; returns the close code."""
+    ws = c.ws
+    rate = res.settings.rate_limit_per_s
+    writer = res.writer
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return int(message.get("code") or 1005)
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes")
+        received = time.perf_counter()
+        try:
+            data = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError:
+            metrics.rejected_total.labels("invalid_json").inc()
+            await _send(ws, EventError("invalid_json", "frame is not valid JSON").message())
+            continue
+        items = data if isinstance(data, list) else [data]
+        if len(items) > MAX_BATCH:
+            metrics.rejected_total.labels("batch_too_large").inc()
+            await _send(
+                ws,
+                EventError("batch_too_large", f"at most {MAX_BATCH} events per frame").message(),
+            )
+            continue
+        if not c.take(len(items), rate):
+            metrics.rejected_total.labels("rate_limited").inc()
+            await close(ws, RATE_LIMITED, "rate limit exceeded")
+            return RATE_LIMITED
+        now = clock.now()
+        pairs: list[tuple[Entry, str]] = []
+        ids: list[str] = []
+        errors: list[dict[str, Any]] = []
+        leave = False
+        for obj in items:
+            try:
+                event_id, etype, fields, _, _ = parse_event(obj, trusted=False, user_id=c.user_id)
+            except EventError as exc:
+                metrics.rejected_total.labels(exc.code).inc()
+                errors.append(exc.message())
+                continue
+            if c.ended:
+                errors.append(
+                    EventError("connection_ended", "this connection has left", event_id).message()
+                )
+                continue
+            if etype == "heartbeat":
+                c.last_heartbeat = now
+            entry = Entry(event_id, etype, c.user_id, now, c.conn, "ws", fields)
+            if etype == "leave":
+                if leave:
+                    continue
+                leave = True
+            pairs.append((entry, op_for(entry, learner=c.learner)))
+            ids.append(event_id)
+        for error in errors:
+            await _send(ws, error)
+        if not pairs:
+            continue
+        try:
+            done = asyncio.get_running_loop().create_future()
+            writer.submit(c.session_id, pairs, _resolver(done), received)
+            added = await done
+        except Exception:
+            await close(ws, SERVER_ERROR, "journal unavailable, retry")
+            return SERVER_ERROR
+        metrics.events_total.labels("ws").inc(added)
+        if added < len(pairs):
+            metrics.duplicates_total.inc(len(pairs) - added)
+        await _send_raw(ws, b'{"type":"ack","ids":' + orjson.dumps(ids) + b"}")
+        if leave:
+            c.ended = True
+            await close(ws, 1000, "left")
+            return 1000
+
+
+def _resolver(fut: asyncio.Future[int]) -> Any:
+    def done(result: int | BaseException) -> None:
+        if fut.done():
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+    return done
+
+
+async def _send(ws: WebSocket, body: dict[str, Any]) -> None:
+    await _send_raw(ws, orjson.dumps(body))
+
+
+async def _send_raw(ws: WebSocket, data: bytes) -> None:
+    # A client that stops reading must not hold its connection forever.
+    async with asyncio.timeout(MAX_UNACKED_SEND_S):
+        await ws.send_text(data.decode())
+
+
+async def sweep_timeouts(res: Resources) -> None:
+    """Close this process's silent connections (4408) at their last heartbeat, and journal
+    heartbeat timeouts for connections whose server process died (orphans)."""
+    timeout = res.settings.heartbeat_timeout_s
+    reg = registry(res)
+    now = clock.now()
+    for c in list(reg.by_conn.values()):
+        if not c.ended and now - c.last_heartbeat > timeout:
+            await end_connection(
+                res, c, "drop", c.last_heartbeat, reason="heartbeat_timeout", timed_out=True
+            )
+            await close(c.ws, HEARTBEAT_TIMEOUT, "heartbeat timeout")
+    # Orphans: open in Redis, silent for longer than the timeout plus a margin, not ours.
+    live = await res.redis.zrange(res.keys.live_sessions, 0, -1)
+    cutoff = now - timeout - 5.0
+    for raw_sid in live:
+        sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
+        stale = await res.redis.zrangebyscore(
+            res.keys.session(sid).conns, "-inf", cutoff, withscores=True
+        )
+        entries: list[tuple[Entry, str]] = []
+        for member, score in stale:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            conn, _, user = text.partition("|")
+            if conn in reg.by_conn:
+                continue
+            info = await directory.load(res, sid)
+            learner = info is not None and info.roles.get(user) == "learner"
+            entry = Entry(
+                f"end:{conn}",
+                "drop",
+                user,
+                float(score),
+                conn,
+                "ws",
+                {"reason": "heartbeat_timeout"},
+            )
+            entries.append((entry, op_for(entry, learner=learner, timeout=True)))
+        if entries:
+            await res.writer.write(sid, entries)
+
+
+SERVICE_GAP_MIN_S = 5.0
+
+
+async def liveness_tick(res: Resources) -> None:
+    """Record that the service is running; a gap since the previous tick of any process is a
+    service-gap outage for every live session (POLICY.md §3.2; the policy's `service_gap`
+    threshold is applied when the session is finalised)."""
+    now = clock.now()
+    previous = await res.redis.set(res.keys.liveness, repr(now), get=True, ex=7 * 86400)
+    if previous is None:
+        return
+    prev = float(previous)
+    if now - prev <= SERVICE_GAP_MIN_S:
+        return
+    live = await res.redis.zrange(res.keys.live_sessions, 0, -1)
+    for raw_sid in live:
+        sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
+        entry = Entry(
+            f"gap:{int(prev * 1000)}",
+            "outage",
+            "_service",
+            prev,
+            "",
+            "service",
+            {"start": prev, "end": now, "cause": "service_gap"},
+        )
+        await res.writer.write(sid, [(entry, "x")])
+    log.warning("service gap of %.1f s recorded for %d live session(s)", now - prev, len(live))
+
+
+async def close_session_connections(res: Resources, session_id: str) -> None:
+    """The session ended: its live connections leave now (4409 tells clients not to retry)."""
+    for c in registry(res).of_session(session_id):
+        await end_connection(res, c, "leave", clock.now(), reason="session_ended")
+        await close(c.ws, SESSION_ENDED, "session ended")

@@ -1,0 +1,1 @@
+"""Shared plumbing: database, Redis, clock, auth, problem responses, metrics."""

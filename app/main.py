@@ -1,0 +1,85 @@
+"""The FastAPI application: routers, error handlers and the resources' lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app.api import health, schedule
+from app.ingest import imports
+from app.ingest import live as ingest_live
+from app.ingest.journal import JournalWriter
+from app.kit import problems
+from app.kit.db import make_engine
+from app.kit.keys import Keys
+from app.kit.loops import Loops, every
+from app.kit.resources import Resources, make_redis
+from app.live import control
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("hadir")
+
+DESCRIPTION = """Real-time attendance telemetry for online and blended learning.
+
+Browser clients and meeting platforms stream presence into a durable journal; when a session
+ends, Hadir finalises attendance by the institution's policy and serves results to the LMS.
+Errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError(
+                "DATABASE_URL and REDIS_URL must be set (`hadir serve` starts embedded servers)"
+            )
+        engine = make_engine(settings.database_url)
+        redis = make_redis(settings.redis_url)
+        keys = Keys(settings.redis_prefix)
+        writer = JournalWriter(redis=redis, keys=keys, ttl_s=settings.journal_ttl_s)
+        await writer.start()
+        res = Resources(settings=settings, engine=engine, redis=redis, keys=keys, writer=writer)
+        app.state.resources = res
+        loops = Loops()
+        if background:
+            loops.start("control", control.listen(res))
+            loops.start(
+                "heartbeat-sweeper", every("sweeper", 1.0, lambda: ingest_live.sweep_timeouts(res))
+            )
+            loops.start(
+                "liveness",
+                every("liveness", settings.liveness_tick_s, lambda: ingest_live.liveness_tick(res)),
+            )
+            for name, starter in app.state.background_starters:
+                loops.start(name, starter(res))
+        try:
+            yield
+        finally:
+            await loops.stop()
+            await writer.stop()
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Hadir",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.background_starters = []
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(schedule.router)
+    app.include_router(imports.router)
+    app.include_router(ingest_live.router)
+    return app
+
+
+def build() -> FastAPI:
+    """Factory for uvicorn (`app.main:build`)."""
+    return create_app()
