@@ -70,10 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
-    with service_urls() as (db_url, _):
+    with service_urls() as (db_url, _redis):
         upgrade(db_url)
         print("database schema is at head", file=sys.stderr)
     return 0
@@ -92,7 +92,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
-    with service_urls() as (db_url, _):
+    with service_urls() as (db_url, _redis):
         upgrade(db_url)
         try:
             key = asyncio.run(run(db_url))
@@ -101,19 +101,6 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             return 2
     print(key)
     return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from app.demo import run_demo
-
-    return run_demo(host=args.host, port=args.port, speed=args.speed, learners=args.learners)
-
-
-def cmd_purge(_: argparse.Namespace) -> int:
-    from app.finalise.retention import purge_cli
-
-    with service_urls() as (db_url, _):
-        return purge_cli(db_url)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -132,14 +119,6 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", required=True)
     kc.add_argument("--scope", nargs="+", required=True, help="schedule:write events:import ...")
     kc.set_defaults(func=cmd_keys_create)
-    d = sub.add_parser("demo", help="run the service with a simulated live class")
-    d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=8000)
-    d.add_argument("--speed", type=float, default=30.0, help="simulated seconds per real second")
-    d.add_argument("--learners", type=int, default=24)
-    d.set_defaults(func=cmd_demo)
-    pu = sub.add_parser("purge", help="delete events and records past the retention period")
-    pu.set_defaults(func=cmd_purge)
     return p
 
 

@@ -21,7 +21,9 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
 
     path = (data_dir / "pg").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    server: Any = pgserver.get_server(path, cleanup_mode="stop")
+    server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+        path, cleanup_mode="stop"
+    )
     uri = str(server.get_uri())
     log.info("embedded PostgreSQL at %s", path)
     try:

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             await loops.stop()
             await writer.stop()
             await redis.aclose()
+            await redis.connection_pool.disconnect()
             await engine.dispose()
 
     app = FastAPI(

@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     data_dir: Path = Field(default=Path(".hadir"), alias="HADIR_DATA_DIR")
 
-    token_secret: str = Field(default="hadir-dev-token-secret", alias="HADIR_TOKEN_SECRET")
+    token_secret: str = Field(
+        default="hadir-development-token-secret-change-me", alias="HADIR_TOKEN_SECRET"
+    )
     admin_key: str | None = Field(default=None, alias="HADIR_ADMIN_KEY")
     zoom_secret: str | None = Field(default=None, alias="HADIR_ZOOM_SECRET")
     livekit_api_key: str | None = Field(default=None, alias="HADIR_LIVEKIT_API_KEY")

@@ -31,7 +31,8 @@ async def readyz(res: ResourcesDep) -> dict[str, object] | Response:
 
     for name, probe in (("database", db), ("redis", res.redis.ping)):
         try:
-            await asyncio.wait_for(probe(), timeout=2.0)  # type: ignore[operator]
+            async with asyncio.timeout(2.0):
+                await probe()
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"unreachable: {type(exc).__name__}"

@@ -76,8 +76,8 @@ async def put_course(
         "teaching_model": body.teaching_model,
         "overrides": overrides,
     }
-    stmt = pg_insert(courses).values(id=course_id, **values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = pg_insert(courses).values(id=course_id, **values)
+    stmt = upsert.on_conflict_do_update(
         index_elements=[courses.c.id], set_={**values, "updated_at": clock.to_dt(clock.now())}
     ).returning(courses, (courses.c.created_at == courses.c.updated_at).label("created"))
     row = (await db.execute(stmt)).one()

@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi import APIRouter, WebSocket
@@ -334,8 +334,11 @@ async def sweep_timeouts(res: Resources) -> None:
     cutoff = now - timeout - 5.0
     for raw_sid in live:
         sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
-        stale = await res.redis.zrangebyscore(
-            res.keys.session(sid).conns, "-inf", cutoff, withscores=True
+        stale = cast(
+            list[tuple[bytes, float]],
+            await res.redis.zrangebyscore(
+                res.keys.session(sid).conns, "-inf", cutoff, withscores=True
+            ),
         )
         entries: list[tuple[Entry, str]] = []
         for member, score in stale:
