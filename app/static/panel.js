@@ -243,8 +243,11 @@ function announce(text) {
 
 /** @param {Participant | undefined} before @param {Participant} after */
 function announceChange(before, after) {
-  if (!before || before.state === after.state) {
-    if (before && !before.flags?.includes("at_risk") && after.flags?.includes("at_risk")) {
+  if (!before) {
+    if (after.state !== "connected") return;
+    pendingAnnouncements.push({ name: displayName(after), what: "joined" });
+  } else if (before.state === after.state) {
+    if (!before.flags?.includes("at_risk") && after.flags?.includes("at_risk")) {
       pendingAnnouncements.push({ name: displayName(after), what: "is at risk" });
     } else return;
   } else {
