@@ -85,6 +85,8 @@ function h(tag, attrs, ...children) {
     if (v === undefined || v === false) continue;
     if (k === "class") node.className = String(v);
     else if (k === "text") node.textContent = String(v);
+    // CSSOM, not the style attribute: allowed under a CSP without 'unsafe-inline'.
+    else if (k === "style") node.style.cssText = String(v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children) if (c) node.append(c);
