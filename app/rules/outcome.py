@@ -322,12 +322,13 @@ def evaluate_session(
     (same id) count once; the order of `events` does not matter.
     """
     start, end = facts.start, facts.end
-    horizon = end if now is None else min(end, max(now, start))
+    cutoff = end if now is None else min(end, now)  # events after it are not known yet
+    horizon = max(cutoff, start)
 
     # One pass: de-duplicate and group per user; then one scan per user.
     by_user: dict[str, dict[str, Event]] = {}
     for e in events:
-        if e.ts > horizon:
+        if e.ts > cutoff:
             continue
         bucket = by_user.get(e.user_id)
         if bucket is None:
