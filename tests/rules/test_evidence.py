@@ -131,3 +131,13 @@ def test_window_defaults_and_custom_policy() -> None:
     e = evidence([ev("a", "join", 0), ev("a", "drop", 10), ev("a", "join", 10.5)], policy=strict)
     assert e.credited_s == 0
     assert Window(5, 3).length == 0 and Window(3, 5).length == 2
+
+
+def test_claim_edge_cases() -> None:
+    e = evidence(
+        [ev("a", "join", 40), ev("a", "join", 60)],  # the second join is at the window end
+        claims=(window(10, 10), window(0, 30), window(5, 10)),
+    )
+    assert e.credited_s == 30 * M
+    at_end = evidence([ev("a", "join", 60)])
+    assert (at_end.first_join, at_end.connected_s) == (None, 0)

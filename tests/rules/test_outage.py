@@ -122,3 +122,15 @@ def test_union_and_fault_ratio() -> None:
     assert fault_ratio(ws, at(0), at(60)) == pytest.approx(25 / 60)
     assert fault_ratio([window(-10, 70)], at(0), at(60)) == 1.0
     assert fault_ratio(ws, at(0), at(0)) == 0.0
+
+
+def test_repeated_drops_of_one_participant_count_once() -> None:
+    events = joined("abcd") + [
+        ev("a", "drop", 30, "ca"),
+        ev("a", "join", 30 + 5 * S, "ca"),
+        ev("a", "drop", 30 + 15 * S, "ca"),
+        ev("b", "drop", 30 + 25 * S, "cb"),  # the first drop of a is older than 20s now
+    ]
+    assert detect(events) == []
+    more = [*events, ev("c", "drop", 30 + 30 * S, "cc")]
+    assert detect(more) == [Window(at(30 + 15 * S), at(60), "mass_drop")]

@@ -237,12 +237,12 @@ def test_dates_or_timestamps_and_zero_minimum() -> None:
 
 
 def test_weekly_report() -> None:
-    f = facts(["a", "b", ("t", "instructor")])
+    f = facts(["a", "b", "c", ("t", "instructor")], excused=frozenset({"c"}))
     first = run(attend("a", 0) + attend("b", 20), f)
     cancelled = run([], dataclasses.replace(f, declared_outages=first.outage_windows, start=T0 + 7 * DAY))
     out = weekly_report([first, cancelled], "Asia/Riyadh")
-    assert [(w.iso_week, w.sessions, w.records) for w in out] == [(46, 1, 2), (47, 1, 2)]
-    assert out[0].by_status == {"late": 1, "present": 1}
+    assert [(w.iso_week, w.sessions, w.records) for w in out] == [(46, 1, 3), (47, 1, 3)]
+    assert out[0].by_status == {"excused": 1, "late": 1, "present": 1}
     assert out[0].attendance_rate == 0.75
     assert out[0].present_hours == pytest.approx(1 + 40 / 60)
     assert out[1].cancelled_sessions == 0
