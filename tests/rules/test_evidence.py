@@ -13,7 +13,13 @@ def evidence(events: list[Event], outages=(), claims=(), policy=POLICY):  # type
 
 def test_no_events() -> None:
     e = evidence([])
-    assert (e.user_id, e.first_join, e.last_seen, e.present_s, e.intervals) == ("", None, None, 0, ())
+    assert (e.user_id, e.first_join, e.last_seen, e.present_s, e.intervals) == (
+        "",
+        None,
+        None,
+        0,
+        (),
+    )
     assert e.first_present is None
 
 
@@ -29,7 +35,8 @@ def test_connection_closed_before_the_start_does_not_count() -> None:
     e = evidence([ev("a", "join", -20), ev("a", "leave", 0), ev("a", "join", 5)])
     assert e.first_join == at(5)
     assert e.connected_s == 55 * M
-    assert e.connected_at_end and e.last_seen == at(60)
+    assert e.connected_at_end
+    assert e.last_seen == at(60)
 
 
 def test_parallel_connections_are_unioned() -> None:
@@ -54,7 +61,8 @@ def test_leave_and_rejoin_at_one_instant_leave_no_gap() -> None:
 
 def test_reconnect_grace_boundary() -> None:
     within = evidence([ev("a", "join", 0), ev("a", "drop", 10), ev("a", "join", 11)])
-    assert within.present_s == 60 * M and within.credited_s == M
+    assert within.present_s == 60 * M
+    assert within.credited_s == M
     late = evidence([ev("a", "join", 0), ev("a", "drop", 10), ev("a", "join", 11 + 1 / M)])
     assert late.credited_s == 0
     voluntary = evidence([ev("a", "join", 0), ev("a", "leave", 10), ev("a", "join", 10.5)])
@@ -75,7 +83,9 @@ def test_outage_credit_only_if_connected_when_it_began() -> None:
 
 
 def test_technical_claim_credits_any_uncovered_time() -> None:
-    e = evidence([ev("a", "join", 10), ev("a", "leave", 20)], claims=(window(0, 15), window(50, 70)))
+    e = evidence(
+        [ev("a", "join", 10), ev("a", "leave", 20)], claims=(window(0, 15), window(50, 70))
+    )
     assert e.credited_s == 20 * M
     assert e.first_present == at(0)
     assert e.last_seen == at(60)
@@ -104,7 +114,10 @@ def test_camera_and_visibility() -> None:
 
 
 def test_engagements_counted_inside_the_window_only() -> None:
-    events = [ev("a", "join", -5), *(ev("a", "engagement", t, kind="poll") for t in (-1, 0, 59, 61))]
+    events = [
+        ev("a", "join", -5),
+        *(ev("a", "engagement", t, kind="poll") for t in (-1, 0, 59, 61)),
+    ]
     assert evidence(events).engagements == 2
 
 
@@ -130,7 +143,8 @@ def test_window_defaults_and_custom_policy() -> None:
     strict = resolve("platform", {}, {"reconnect_grace": "0s"})
     e = evidence([ev("a", "join", 0), ev("a", "drop", 10), ev("a", "join", 10.5)], policy=strict)
     assert e.credited_s == 0
-    assert Window(5, 3).length == 0 and Window(3, 5).length == 2
+    assert Window(5, 3).length == 0
+    assert Window(3, 5).length == 2
 
 
 def test_claim_edge_cases() -> None:

@@ -30,8 +30,8 @@ from tests.rules.factories import POLICY, attend, facts, run
 RIYADH = dt.timezone(dt.timedelta(hours=3))
 
 
-def ts(*args: int, tz: dt.tzinfo = RIYADH) -> float:
-    return dt.datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc]
+def ts(y: int, m: int, d: int, hh: int = 0, mm: int = 0, tz: dt.tzinfo = RIYADH) -> float:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=tz).timestamp()
 
 
 def test_seed000_s6_five_working_days_friday_saturday_weekend() -> None:
@@ -81,7 +81,8 @@ def test_caps_and_staffing_seed001() -> None:
     assert hard_cap(POLICY) == 43
     assert admit(100, POLICY)  # reported, not enforced
     enforced = resolve("platform", {"enforce_capacity": True})
-    assert admit(42, enforced) and not admit(43, enforced)
+    assert admit(42, enforced)
+    assert not admit(43, enforced)
     assert [instructors_required(n, True, POLICY) for n in (0, 25, 26, 50, 51)] == [0, 1, 2, 2, 3]
     assert [instructors_required(n, False, POLICY) for n in (25, 50, 51)] == [1, 1, 2]
     assert instructors_required(10, True, resolve("platform", {"learners_per_instructor": 0})) == 0

@@ -64,12 +64,13 @@ def test_unreturned_drop_closes_at_session_end_and_late_drops_join() -> None:
 
 
 def test_second_tab_keeps_a_participant_connected() -> None:
-    events = joined("abcd") + [ev("a", "join", 0, "extra")] + drops("abc", 30)
+    events = [*joined("abcd"), ev("a", "join", 0, "extra"), *drops("abc", 30)]
     assert detect(events) == []  # only b and c dropped
 
 
 def test_quick_returns_before_detection_close_at_once() -> None:
-    events = joined("abcd") + [
+    events = [
+        *joined("abcd"),
         ev("a", "drop", 30, "ca"),
         ev("a", "join", 30 + 2 * S, "ca"),
         ev("b", "drop", 30 + 4 * S, "cb"),
@@ -111,13 +112,17 @@ def test_detector_transitions() -> None:
 
 def test_service_gaps() -> None:
     ticks = [at(0), at(0.2), at(0.2) + 15, at(1)]
-    assert service_gaps(reversed(ticks), POLICY) == [
-        Window(at(0.2) + 15, at(1), "service_gap")
-    ]
+    assert service_gaps(reversed(ticks), POLICY) == [Window(at(0.2) + 15, at(1), "service_gap")]
 
 
 def test_union_and_fault_ratio() -> None:
-    ws = [window(10, 20), window(15, 25, "mass_drop"), window(30, 30), window(40, 50), window(12, 14)]
+    ws = [
+        window(10, 20),
+        window(15, 25, "mass_drop"),
+        window(30, 30),
+        window(40, 50),
+        window(12, 14),
+    ]
     assert union(ws) == [window(10, 25, "declared+mass_drop"), window(40, 50)]
     assert fault_ratio(ws, at(0), at(60)) == pytest.approx(25 / 60)
     assert fault_ratio([window(-10, 70)], at(0), at(60)) == 1.0
@@ -125,7 +130,8 @@ def test_union_and_fault_ratio() -> None:
 
 
 def test_repeated_drops_of_one_participant_count_once() -> None:
-    events = joined("abcd") + [
+    events = [
+        *joined("abcd"),
         ev("a", "drop", 30, "ca"),
         ev("a", "join", 30 + 5 * S, "ca"),
         ev("a", "drop", 30 + 15 * S, "ca"),

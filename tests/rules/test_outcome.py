@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
-from app.rules.outcome import Cancellation, Participant, Record, revise
-from app.rules.policy import resolve
+from app.rules.evidence import Event
+from app.rules.outcome import Cancellation, Participant, Record, Role, SessionFacts, revise
+from app.rules.policy import Policy, resolve
 from tests.rules.factories import POLICY, T0, M, at, attend, ev, facts, run, window
 
 S = 1 / M  # one second, in minutes
@@ -17,7 +19,13 @@ def only(outcome_records: tuple[Record, ...], user: str = "a") -> Record:
     return next(r for r in outcome_records if r.user_id == user)
 
 
-def rec(events, f=None, policy=POLICY, now=None, user="a"):  # type: ignore[no-untyped-def]
+def rec(
+    events: list[Event],
+    f: SessionFacts | None = None,
+    policy: Policy = POLICY,
+    now: float | None = None,
+    user: str = "a",
+) -> Record:
     return only(run(events, f, policy, now).records, user)
 
 
@@ -54,13 +62,21 @@ ROWS = [
         0.5,
         ("presence_below_minimum",),
     ),
-    ("row6 presence exactly minimum", [*attend("a", 0, 20), ev("a", "join", 32)], "present", 1.0, ()),
+    (
+        "row6 presence exactly minimum",
+        [*attend("a", 0, 20), ev("a", "join", 32)],
+        "present",
+        1.0,
+        (),
+    ),
     ("row6 no engagement", attend("a", 0, engagements=0), "partial", 0.5, ("no_engagement",)),
 ]
 
 
 @pytest.mark.parametrize(("name", "events", "status", "credit", "reasons"), ROWS)
-def test_live_class_table(name: str, events, status: str, credit: float, reasons) -> None:  # type: ignore[no-untyped-def]
+def test_live_class_table(
+    name: str, events: list[Event], status: str, credit: float, reasons: tuple[str, ...]
+) -> None:
     r = rec(events)
     assert (r.status, r.credit, r.reasons) == (status, credit, reasons), name
 
@@ -203,7 +219,11 @@ def test_seed000_s7_mass_drop_credited_and_recording() -> None:
     assert only(out.records, "a").present_s == 60 * M
     assert only(out.records, "a").status == "present"
     c = only(out.records, "c")
-    assert (c.status, c.credit, c.reasons) == ("recording", 0.5, ("left_before_cutoff", "recording_watched"))
+    assert (c.status, c.credit, c.reasons) == (
+        "recording",
+        0.5,
+        ("left_before_cutoff", "recording_watched"),
+    )
     not_enough = run(events, facts(roster, recording_watched={"c": 0.79}))
     assert only(not_enough.records, "c").status == "absent"
 
@@ -219,7 +239,9 @@ def test_recording_credit_needs_platform_cause_and_higher_credit() -> None:
     )
     out = run(attend("a", 0, 20) + attend("b", 0, engagements=0), claim)
     assert only(out.records, "b").status == "partial"  # 0.5 is not higher than 0.5
-    never = run([], facts(["a"], recording_watched={"a": 0.9}, technical_claims={"a": (window(0, 60),)}))
+    never = run(
+        [], facts(["a"], recording_watched={"a": 0.9}, technical_claims={"a": (window(0, 60),)})
+    )
     assert only(never.records).status == "recording"
 
 
@@ -233,13 +255,11 @@ def test_technical_claim_covering_the_start_moves_the_join() -> None:
 # §4 consultations
 
 
-def consultation(**kw):  # type: ignore[no-untyped-def]
+def consultation(**kw: Any) -> SessionFacts:
     return facts([("m", "mentor"), "a"], kind="consultation", **kw)
 
 
-@pytest.mark.parametrize(
-    ("join", "status"), [(10, "present"), (10 + S, "absent"), (0, "present")]
-)
+@pytest.mark.parametrize(("join", "status"), [(10, "present"), (10 + S, "absent"), (0, "present")])
 def test_consultation_has_no_late_band(join: float, status: str) -> None:
     out = run(attend("m", 0) + attend("a", join), consultation())
     assert only(out.records).status == status
@@ -266,7 +286,11 @@ def test_mentor_absence_not_decided_before_the_grace() -> None:
 
 @pytest.mark.parametrize(
     ("notice_h", "status", "record"),
-    [(24, "cancelled", "cancelled"), (24 - 1 / 3600, "forfeited", "forfeited"), (48, "cancelled", "cancelled")],
+    [
+        (24, "cancelled", "cancelled"),
+        (24 - 1 / 3600, "forfeited", "forfeited"),
+        (48, "cancelled", "cancelled"),
+    ],
 )
 def test_learner_cancellation_notice(notice_h: float, status: str, record: str) -> None:
     """seed 000 §8: cancellation more than 24h before: refund; less: counted in full."""
@@ -280,7 +304,9 @@ def test_learner_cancellation_notice(notice_h: float, status: str, record: str) 
 def test_learner_cancellation_of_one_in_a_group() -> None:
     f = facts([("m", "mentor"), "a", "b"], kind="consultation")
     events = attend("m", 0) + attend("b", 0)
-    early = run(events, dataclasses.replace(f, cancellation=Cancellation("learner", T0 - 30 * 3600, "a")))
+    early = run(
+        events, dataclasses.replace(f, cancellation=Cancellation("learner", T0 - 30 * 3600, "a"))
+    )
     assert early.status == "finalised"
     assert only(early.records).reasons == ("cancelled_with_notice",)
     assert only(early.records, "b").status == "present"
@@ -300,7 +326,7 @@ def test_institution_cancellation() -> None:
 # §4 exams (seed 002 art. 43)
 
 
-def exam(consent: bool = True):  # type: ignore[no-untyped-def]
+def exam(consent: bool = True) -> SessionFacts:
     return facts([Participant("a", "learner", consent), ("t", "instructor")], kind="exam")
 
 
@@ -346,7 +372,9 @@ AUM = resolve("aum")
         (0, None, False, ("camera_off",)),
     ],
 )
-def test_aum_conduct_flags(join: float, leave: float | None, camera: bool, flags: tuple[str, ...]) -> None:
+def test_aum_conduct_flags(
+    join: float, leave: float | None, camera: bool, flags: tuple[str, ...]
+) -> None:
     r = rec(attend("a", join, leave, camera=camera), facts(camera=True), AUM)
     assert r.flags == flags
     assert rec(attend("a", 10), facts(camera=True), POLICY).flags == ()
@@ -356,7 +384,9 @@ def test_aum_conduct_flags(join: float, leave: float | None, camera: bool, flags
 
 
 def test_session_compliance_figures() -> None:
-    roster = [f"u{i}" for i in range(44)] + [("t", "instructor"), ("as", "assistant")]
+    staff: list[tuple[str, Role]] = [("t", "instructor"), ("as", "assistant")]
+    roster: list[str | tuple[str, Role]] = [f"u{i}" for i in range(44)]
+    roster += staff
     events = [e for i in range(40) for e in attend(f"u{i}", 0)] + attend("t", 0)
     out = run(events, facts(roster))
     c = out.compliance

@@ -54,8 +54,12 @@ def test_defaults() -> None:
 def test_profiles_switch_their_checks_on() -> None:
     assert set(PROFILES) == {"platform", "nelc", "aum"}
     nelc, aum = resolve("nelc"), resolve("aum")
-    assert nelc.final_exam_gate and nelc.compliance_checks and not nelc.conduct_flags
-    assert aum.conduct_flags and aum.per_mode_rates and aum.recording_checks
+    assert nelc.final_exam_gate
+    assert nelc.compliance_checks
+    assert not nelc.conduct_flags
+    assert aum.conduct_flags
+    assert aum.per_mode_rates
+    assert aum.recording_checks
     assert nelc.late_after == aum.late_after == 600  # shared live-session rules
 
 
@@ -138,13 +142,19 @@ def test_cross_field_checks() -> None:
         ({"weekend": "Sat Sun"}, {"weekend": (5, 6)}),
         ({"weekend": ["friday", 5]}, {"weekend": (4, 5)}),
         ({"weekend": []}, {"weekend": ()}),
-        ({"enforce_capacity": "yes", "per_mode_rates": False}, {"enforce_capacity": True, "per_mode_rates": False}),
+        (
+            {"enforce_capacity": "yes", "per_mode_rates": False},
+            {"enforce_capacity": True, "per_mode_rates": False},
+        ),
         ({"conduct_flags": "off"}, {"conduct_flags": False}),
         ({"class_cap": "40", "min_presence": "0.7"}, {"class_cap": 40, "min_presence": 0.7}),
-        ({"teaching_model": None, "timezone": "Asia/Riyadh"}, {"teaching_model": None, "timezone": "Asia/Riyadh"}),
+        (
+            {"teaching_model": None, "timezone": "Asia/Riyadh"},
+            {"teaching_model": None, "timezone": "Asia/Riyadh"},
+        ),
         ({"retention": "24mo"}, {"retention": 730 * 86400}),
     ],
-)  # fmt: skip
+)
 def test_normalise_overrides(raw: dict[str, object], clean: dict[str, object]) -> None:
     assert normalise_overrides(raw) == clean
 
@@ -186,9 +196,18 @@ def test_describe_in_plain_words() -> None:
     assert lines[0] == "Profile: platform."
     assert any("within 10m of the start" in line for line in lines)
     assert "late_after = 10m: joining later than this after the start is late." in lines
-    assert "min_presence = 80%: share of the session a learner must be present to count as present." in lines
+    assert (
+        "min_presence = 80%: share of the session a learner must be present to count as present."
+        in lines
+    )
     assert "enforce_capacity = no: refuse joins beyond the hard cap." in lines
     assert "weekend = none: days that are not working days." in lines
-    assert "teaching_model = none: weekly synchronous + asynchronous meetings: 2+1, 1+2 or 1+1." in lines
-    assert "per_mode_rates = yes: online and in-person rates are computed and applied separately." in describe(resolve("aum"))
+    assert (
+        "teaching_model = none: weekly synchronous + asynchronous meetings: 2+1, 1+2 or 1+1."
+        in lines
+    )
+    assert (
+        "per_mode_rates = yes: online and in-person rates are computed and applied separately."
+        in describe(resolve("aum"))
+    )
     assert "weekend = fri, sat: days that are not working days." in describe(resolve("aum"))

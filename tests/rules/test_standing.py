@@ -84,8 +84,14 @@ def test_no_rate_and_no_warning_before_any_session() -> None:
 
 @pytest.mark.parametrize(
     ("credit", "levels"),
-    [(0.375, ("first",)), (0.3751, ()), (0.225, ("first", "second")), (0.2251, ("first",)), (0.0, ("first", "second"))],
-)  # fmt: skip
+    [
+        (0.375, ("first",)),
+        (0.3751, ()),
+        (0.225, ("first", "second")),
+        (0.2251, ("first",)),
+        (0.0, ("first", "second")),
+    ],
+)
 def test_warning_boundaries(credit: float, levels: tuple[str, ...]) -> None:
     s = course_standing(course(1, now=T0 + 5 * DAY), learner(credit))
     assert tuple(w.level for w in s.new_warnings) == levels
@@ -103,7 +109,9 @@ def test_warnings_raised_once_each_in_order() -> None:
     assert course_standing(course(1), learner(0.0, warnings=both)).new_warnings == ()
     # A second warning is never raised before the first, whatever came in.
     only_second = (LowAttendanceWarning("second", T0),)
-    assert [w.level for w in course_standing(course(1), learner(0.3, warnings=only_second)).new_warnings] == ["first"]
+    assert [
+        w.level for w in course_standing(course(1), learner(0.3, warnings=only_second)).new_warnings
+    ] == ["first"]
 
 
 @pytest.mark.parametrize(("credit", "below"), [(0.75, False), (0.7499, True)])
@@ -157,7 +165,9 @@ def test_async_rate_and_video_checkpoints() -> None:
     assert s.async_time_s["v1"] == 500
     assert s.certificate.reasons == ("async_rate_below_minimum", "course_not_ended")
     ended = dataclasses.replace(c, now=END + 1)
-    assert course_standing(ended, learner(async_progress=progress)).certificate.status == "ineligible"
+    assert (
+        course_standing(ended, learner(async_progress=progress)).certificate.status == "ineligible"
+    )
     done = {**progress, "v2": AsyncProgress(10, 10), "r3": AsyncProgress(completed=True)}
     assert course_standing(ended, learner(async_progress=done)).certificate.status == "eligible"
     no_checkpoints = {**done, "v2": AsyncProgress(0, 0)}
@@ -180,8 +190,12 @@ def test_core_assignments() -> None:
 
 @pytest.mark.parametrize(
     ("score", "status", "reasons"),
-    [(None, "pending", ("final_score_missing",)), (0.69, "ineligible", ("final_score_below_minimum",)), (0.7, "eligible", ())],
-)  # fmt: skip
+    [
+        (None, "pending", ("final_score_missing",)),
+        (0.69, "ineligible", ("final_score_below_minimum",)),
+        (0.7, "eligible", ()),
+    ],
+)
 def test_final_score(score: float | None, status: str, reasons: tuple[str, ...]) -> None:
     s = course_standing(course(1, has_final=True), learner(1.0, final_score=score))
     assert (s.certificate.status, s.certificate.reasons, s.final_score) == (status, reasons, score)
@@ -203,7 +217,9 @@ def test_nelc_final_exam_gate(present_h: float, eligible: bool) -> None:
 
 def test_per_mode_rates_seed002_art20() -> None:
     sessions = tuple(
-        ScheduledSession(f"s{k}", T0 + k * DAY, 3600, mode="online" if k < 2 else "in_person", finalised=True)
+        ScheduledSession(
+            f"s{k}", T0 + k * DAY, 3600, mode="online" if k < 2 else "in_person", finalised=True
+        )
         for k in range(4)
     )
     mixed = learner(1, 1, 1, 0)
@@ -221,7 +237,9 @@ def test_per_mode_rates_seed002_art20() -> None:
 @pytest.mark.parametrize(("absences", "flagged"), [(3, True), (2, False)])
 def test_aum_absence_15pct(absences: int, flagged: bool) -> None:
     aum = resolve("aum")
-    recs = [record(0.0, "absent")] * absences + [record(1.0, flags=("late_10m", "other"))] * (20 - absences)
+    recs = [record(0.0, "absent")] * absences + [record(1.0, flags=("late_10m", "other"))] * (
+        20 - absences
+    )
     s = course_standing(course(20, policy=aum), learner(*recs))
     assert s.flags == (("late_10m", "absence_15pct") if flagged else ("late_10m",))
     assert course_standing(course(20), learner(*recs)).flags == ()
@@ -239,7 +257,9 @@ def test_dates_or_timestamps_and_zero_minimum() -> None:
 def test_weekly_report() -> None:
     f = facts(["a", "b", "c", ("t", "instructor")], excused=frozenset({"c"}))
     first = run(attend("a", 0) + attend("b", 20), f)
-    cancelled = run([], dataclasses.replace(f, declared_outages=first.outage_windows, start=T0 + 7 * DAY))
+    cancelled = run(
+        [], dataclasses.replace(f, declared_outages=first.outage_windows, start=T0 + 7 * DAY)
+    )
     out = weekly_report([first, cancelled], "Asia/Riyadh")
     assert [(w.iso_week, w.sessions, w.records) for w in out] == [(46, 1, 3), (47, 1, 3)]
     assert out[0].by_status == {"excused": 1, "late": 1, "present": 1}
