@@ -17,7 +17,7 @@ from app.kit.db import make_engine
 from app.kit.keys import Keys
 from app.kit.loops import Loops, every
 from app.kit.resources import Resources, make_redis
-from app.live import control
+from app.live import control, panel
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("hadir")
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(schedule.router)
     app.include_router(imports.router)
     app.include_router(ingest_live.router)
+    app.include_router(panel.router)
     return app
 
 

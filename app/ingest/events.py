@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.kit.clock import parse_iso
+from app.rules.evidence import Event as RulesEvent
 
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -23,6 +24,7 @@ ENGAGEMENT_KINDS = frozenset(
     {"question", "chat", "poll_vote", "response", "reaction", "hand_raise"}
 )
 MAX_BATCH = 500
+_RULES_TYPES = frozenset({"join", "leave", "drop", "heartbeat", "camera", "engagement"})
 
 
 class EventError(Exception):
@@ -207,3 +209,24 @@ def entry_from_journal(raw: bytes | str) -> dict[str, Any]:
     value = orjson.loads(raw)
     assert isinstance(value, dict)
     return value
+
+
+def rules_event(entry: dict[str, Any]) -> RulesEvent | None:
+    """A journal (or archived) entry as the rules engine's event; None for system entries."""
+    etype = entry.get("type")
+    if etype not in _RULES_TYPES:
+        return None
+    camera = entry.get("camera")
+    if etype == "camera":
+        camera = entry.get("on")
+    return RulesEvent(
+        id=str(entry["id"]),
+        user_id=str(entry["user_id"]),
+        type=etype,
+        ts=float(entry["ts"]),
+        conn=str(entry.get("conn") or ""),
+        camera=camera,
+        visible=entry.get("visible"),
+        kind=entry.get("kind"),
+        reason=entry.get("reason"),
+    )

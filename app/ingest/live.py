@@ -28,6 +28,7 @@ from app.kit import clock, metrics
 from app.kit.auth import TokenError, decode_token
 from app.kit.resources import Resources
 from app.live.lifecycle import ENDED_STATUSES, mark_live
+from app.rules import compliance
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -164,7 +165,8 @@ async def live(ws: WebSocket, session_id: str) -> None:
     keys = res.keys.session(session_id)
     if learner and info.policy.enforce_capacity:
         connected = await res.redis.hlen(keys.learners)
-        if connected >= info.hard_cap and not await res.redis.hexists(keys.learners, who.user_id):
+        full = not compliance.admit(connected, info.policy)
+        if full and not await res.redis.hexists(keys.learners, who.user_id):
             await close(ws, CLASS_FULL, f"class full ({info.hard_cap} learners)")
             return
     now = clock.now()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
 
 from app.kit import clock
 from app.kit.db import courses, roster, sessions
 from app.kit.resources import Resources
+from app.rules import compliance
 from app.rules import policy as rules_policy
+from app.rules.outcome import Mode, Role, SessionKind
 
 CACHE_S = 5.0
 
@@ -21,15 +23,15 @@ class SessionInfo:
     id: str
     course_id: str
     title: str
-    kind: str
-    mode: str
+    kind: SessionKind
+    mode: Mode
     status: str
     scheduled_start: float
     duration_s: float
     camera_required: bool
     started_at: float | None
     policy: rules_policy.Policy
-    roles: dict[str, str]
+    roles: dict[str, Role]
     names: dict[str, str | None]
     consent: dict[str, bool]
     fetched: float
@@ -40,8 +42,7 @@ class SessionInfo:
 
     @property
     def hard_cap(self) -> int:
-        # seed 001: 35 per class, an increase of up to 25% allowed → ⌊35 × 1.25⌋ = 43.
-        return math.floor(self.policy.class_cap * (1 + self.policy.cap_increase))
+        return compliance.hard_cap(self.policy)
 
 
 async def load(res: Resources, session_id: str, *, fresh: bool = False) -> SessionInfo | None:
@@ -76,15 +77,15 @@ async def load(res: Resources, session_id: str, *, fresh: bool = False) -> Sessi
         id=row.id,
         course_id=row.course_id,
         title=row.title,
-        kind=row.kind,
-        mode=row.mode,
+        kind=cast(SessionKind, row.kind),
+        mode=cast(Mode, row.mode),
         status=row.status,
         scheduled_start=clock.from_dt(row.scheduled_start),
         duration_s=row.duration_minutes * 60.0,
         camera_required=row.camera_required,
         started_at=clock.from_dt(row.started_at) if row.started_at else None,
         policy=rules_policy.resolve(row.profile, row.course_overrides, row.overrides),
-        roles={p.user_id: p.role for p in people},
+        roles={p.user_id: cast(Role, p.role) for p in people},
         names={p.user_id: p.name for p in people},
         consent={p.user_id: p.proctoring_consent for p in people},
         fetched=time.monotonic(),
