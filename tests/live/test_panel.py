@@ -136,15 +136,14 @@ class TestPanelFeed:
         other = Server(settings)
         await other.start()
         try:
-            async with panel(server, sid) as (pws, _):
-                async with live(other, sid, "u2") as (ws, _):
-                    await send_json(ws, hb("h1"))
-                    await recv_json(ws)
-                    _, waited = await until(
-                        pws,
-                        lambda m: (p := person(m, "u2")) is not None and p["state"] == "connected",
-                    )
-                    assert waited < 1.0
+            async with panel(server, sid) as (pws, _), live(other, sid, "u2") as (ws, _):
+                await send_json(ws, hb("h1"))
+                await recv_json(ws)
+                _, waited = await until(
+                    pws,
+                    lambda m: (p := person(m, "u2")) is not None and p["state"] == "connected",
+                )
+                assert waited < 1.0
         finally:
             await other.stop()
 
