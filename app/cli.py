@@ -103,6 +103,18 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    return run_demo(
+        host=args.host,
+        port=args.port,
+        learners=args.learners,
+        seed=args.seed,
+        exit_after=args.exit,
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hadir", description="Real-time attendance telemetry.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,11 +131,20 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", required=True)
     kc.add_argument("--scope", nargs="+", required=True, help="schedule:write events:import ...")
     kc.set_defaults(func=cmd_keys_create)
+    d = sub.add_parser("demo", help="run the service with a simulated 3-minute live class")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--learners", type=int, default=24)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--exit", action="store_true", help="stop after printing the results")
+    d.set_defaults(func=cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("alembic", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     code: int = args.func(args)
     return code
