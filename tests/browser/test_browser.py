@@ -1,0 +1,171 @@
+"""The three browser faces of Hadir in a real Chromium: the client, the panel, the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from app.ingest import live as ingest_live
+from tests.browser.conftest import SHOTS
+from tests.support import Server, journal, live, schedule, send_json, token
+
+pytestmark = pytest.mark.browser
+
+
+async def client_page(browser: Browser, server: Server, sid: str, user: str) -> Page:
+    """A page on the service's origin running the shipped client as `window.hadir`."""
+    page = await browser.new_page()
+    await page.goto(f"{server.http}/healthz")
+    await page.evaluate(
+        """async ([sid, token]) => {
+            const m = await import('/static/hadir-client.js');
+            window.log = [];
+            window.hadir = m.connect({url: '/v1/live/' + sid, token, camera: true, mic: true});
+            for (const t of ['welcome', 'ack', 'state', 'fatal', 'error'])
+                window.hadir.addEventListener(t, (e) => window.log.push([t, e.detail]));
+        }""",
+        [sid, token(user, sid)],
+    )
+    return page
+
+
+async def wait_journal(
+    server: Server, sid: str, predicate: Any, wait: float = 8.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + wait
+    while True:
+        events = await journal(server, sid)
+        if predicate(events):
+            return events
+        if time.monotonic() > deadline:
+            raise AssertionError(f"journal never matched: {[(e['type'], e['id']) for e in events]}")
+        await asyncio.sleep(0.1)
+
+
+async def test_client_joins_heartbeats_toggles_engages_reconnects_and_leaves(
+    browser: Browser, server: Server, api: httpx.AsyncClient, sid: str
+) -> None:
+    await schedule(api, sid, learners=1)
+    panel = await browser.new_page()
+    await panel.goto(f"{server.http}/panel/{sid}?token={token('teacher', sid, 'instructor')}")
+    row = panel.locator("tr", has_text="Learner 1")
+    await expect(row).to_contain_text("Never", timeout=5000)
+
+    page = await client_page(browser, server, sid, "u1")
+    started = time.monotonic()
+    await expect(row).to_contain_text("Connected", timeout=5000)
+    assert time.monotonic() - started < 3.0  # connect + welcome + panel delta
+    await wait_journal(server, sid, lambda ev: sum(e["type"] == "heartbeat" for e in ev) >= 2)
+
+    started = time.monotonic()
+    await page.evaluate("window.hadir.setCamera(false)")
+    await page.evaluate("window.hadir.engagement('hand_raise')")
+    await wait_journal(
+        server,
+        sid,
+        lambda ev: (
+            any(e["type"] == "engagement" for e in ev)
+            and any(e["type"] == "camera" and e["on"] is False for e in ev)
+        ),
+    )
+    await expect(row.locator("td").nth(5)).to_contain_text("1", timeout=2000)
+    assert time.monotonic() - started < 2.0  # the panel shows it within a second of the ack
+
+    # the server drops the connection; events made meanwhile wait in the client's queue
+    conns = [
+        c for c in ingest_live.registry(server.resources).by_conn.values() if c.user_id == "u1"
+    ]
+    assert len(conns) == 1
+    await conns[0].ws.close(code=1011)
+    await page.evaluate("window.hadir.engagement('question')")
+    await wait_journal(server, sid, lambda ev: sum(e["type"] == "join" for e in ev) == 2)
+    events = await wait_journal(
+        server, sid, lambda ev: sum(e["type"] == "engagement" for e in ev) == 2
+    )
+    ids = [e["id"] for e in events if e["type"] == "engagement"]
+    assert len(set(ids)) == 2
+    assert await page.evaluate("window.hadir.pending.length") == 0
+
+    await page.close(run_before_unload=True)  # pagehide: the client leaves
+    events = await wait_journal(server, sid, lambda ev: any(e["type"] == "leave" for e in ev))
+    assert events[-1]["type"] == "leave"
+    await expect(row).to_contain_text("Left", timeout=3000)
+    await panel.close()
+
+
+async def test_client_stops_on_a_refused_token(
+    browser: Browser, server: Server, api: httpx.AsyncClient, sid: str
+) -> None:
+    await schedule(api, sid, learners=1)
+    page = await browser.new_page()
+    await page.goto(f"{server.http}/healthz")
+    fatal = await page.evaluate(
+        """async (sid) => {
+            const m = await import('/static/hadir-client.js');
+            const c = m.connect({url: '/v1/live/' + sid, token: 'not-a-token'});
+            return await new Promise((ok) => c.addEventListener('fatal', (e) => ok(e.detail)));
+        }""",
+        sid,
+    )
+    assert fatal["code"] == 4401
+    await page.close()
+
+
+async def test_panel_screenshot_with_forty_participants_and_an_outage(
+    browser: Browser, server: Server, api: httpx.AsyncClient, sid: str
+) -> None:
+    await schedule(api, sid, learners=40, camera_required=True)
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for i in range(1, 35):
+            ws, _ = await stack.enter_async_context(live(server, sid, f"u{i}"))
+            await send_json(
+                ws,
+                {
+                    "id": f"h{i}",
+                    "type": "heartbeat",
+                    "camera": i % 5 != 0,
+                    "mic": True,
+                    "visible": True,
+                },
+            )
+            if i % 3 == 0:
+                await send_json(ws, {"id": f"q{i}", "type": "engagement", "kind": "question"})
+            sockets.append(ws)
+        for ws in sockets[30:]:
+            await ws.close()
+        for ws in sockets[:16]:
+            ws.transport.abort()
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"{server.http}/panel/{sid}?token={token('teacher', sid, 'instructor')}")
+        await expect(page.get_by_text("outage", exact=False).first).to_be_visible(timeout=8000)
+        await expect(page.locator("tbody tr").first).to_be_visible()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "panel.png"), full_page=False)
+        await page.close()
+
+
+async def test_dashboard_shows_a_finalised_record(
+    browser: Browser, server: Server, api: httpx.AsyncClient, sid: str
+) -> None:
+    await schedule(api, sid, learners=1, minutes=1)
+    async with live(server, sid, "u1") as (ws, _):
+        await send_json(ws, {"id": "e1", "type": "engagement", "kind": "question"})
+        await asyncio.sleep(0.3)
+    assert (await api.post(f"/v1/sessions/{sid}/end")).status_code == 200
+    for _ in range(100):
+        if (await api.get(f"/v1/sessions/{sid}/attendance")).status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    page = await browser.new_page(viewport={"width": 1100, "height": 900})
+    await page.goto(f"{server.http}/me?token={token('u1', None)}")
+    await expect(page.get_by_text(sid).first).to_be_visible(timeout=8000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    await page.close()
