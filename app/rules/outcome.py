@@ -388,7 +388,7 @@ def evaluate_session(
                 status="excused",
                 credit=0.0,
                 reasons=("excused",),
-                flags=(*rec.flags, "alternative_content"),
+                flags=("alternative_content",),  # conduct flags need an unexcused record
             )
         records.append(rec)
 

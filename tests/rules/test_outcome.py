@@ -155,7 +155,9 @@ def test_duration_is_start_to_end_when_ended_early() -> None:
 def test_accepted_excuse_marks_record_excused() -> None:
     r = rec([], facts(excused=frozenset({"a"})))
     assert (r.status, r.credit, r.reasons) == ("excused", 0.0, ("excused",))
-    assert "alternative_content" in r.flags
+    assert r.flags == ("alternative_content",)
+    late = rec(attend("a", 15), facts(excused=frozenset({"a"})), resolve("aum"))
+    assert late.flags == ("alternative_content",)
 
 
 def test_provisional_counts_connected_participants_as_staying() -> None:
