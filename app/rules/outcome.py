@@ -162,14 +162,22 @@ def revise(previous: Record, current: Record) -> Record:
     return dataclasses.replace(current, revision=previous.revision + 1)
 
 
-def _base(p: Participant, ev: Evidence, camera_stored: bool) -> Record:
+def _make(
+    p: Participant,
+    ev: Evidence,
+    camera_stored: bool,
+    status: RecordStatus = "absent",
+    credit: float = 0.0,
+    reasons: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+) -> Record:
     return Record(
         user_id=p.user_id,
         role=p.role,
-        status="absent",
-        credit=0.0,
-        reasons=(),
-        flags=(),
+        status=status,
+        credit=credit,
+        reasons=reasons,
+        flags=flags,
         first_join=ev.first_join,
         last_seen=ev.last_seen,
         connected_s=ev.connected_s,
@@ -205,7 +213,6 @@ def _class_record(
     start: float,
     end: float,
 ) -> Record:
-    rec = _base(p, ev, True)
     duration = end - start
     consultation = facts.kind == "consultation"
     # seed 000 §8: "more than 10 minutes late counts as absent": no late band.
@@ -214,8 +221,8 @@ def _class_record(
     if p.role != "learner":
         # Staff and others: present/absent from rows 1-3 alone.
         if reason:
-            return dataclasses.replace(rec, reasons=(reason,))
-        return dataclasses.replace(rec, status="present", credit=1.0)
+            return _make(p, ev, True, reasons=(reason,))
+        return _make(p, ev, True, "present", 1.0)
     flags: list[str] = []
     if policy.conduct_flags and facts.kind == "class" and ev.first_join is not None:
         # seed 002 art. 39 A.1-2: first-degree conduct flags, never penalties.
@@ -259,17 +266,14 @@ def _class_record(
         ):
             status, credit = "recording", policy.recording_credit
             reasons.append("recording_watched")
-    return dataclasses.replace(
-        rec, status=status, credit=credit, reasons=tuple(reasons), flags=tuple(flags)
-    )
+    return _make(p, ev, True, status, credit, tuple(reasons), tuple(flags))
 
 
 def _exam_record(p: Participant, ev: Evidence, facts: SessionFacts, policy: Policy) -> Record:
     # seed 000 §10: camera state only with explicit proctoring consent.
     consent = p.proctoring_consent
-    rec = _base(p, ev, consent)
     if ev.first_join is None:
-        return dataclasses.replace(rec, reasons=("never_joined",))
+        return _make(p, ev, consent, reasons=("never_joined",))
     flags = []
     if p.role == "learner":
         # seed 002 art. 43.8: log in 10 minutes before the exam starts.
@@ -280,7 +284,7 @@ def _exam_record(p: Participant, ev: Evidence, facts: SessionFacts, policy: Poli
             flags.append("exam_late_entry")
         if consent and ev.camera_s < policy.camera_min_fraction * ev.connected_s - EPS:
             flags.append("camera_off_during_exam")
-    return dataclasses.replace(rec, status="present", credit=1.0, flags=tuple(flags))
+    return _make(p, ev, consent, "present", 1.0, flags=tuple(flags))
 
 
 def _set_all(
@@ -325,19 +329,22 @@ def evaluate_session(
     cutoff = end if now is None else min(end, now)  # events after it are not known yet
     horizon = max(cutoff, start)
 
-    # One pass: de-duplicate and group per user; then one scan per user.
-    by_user: dict[str, dict[str, Event]] = {}
-    for e in events:
-        if e.ts > cutoff:
-            continue
+    # De-duplicate by id, group per user; then one scan per user.  (The scan
+    # itself ignores events after the end; `now` cuts the unknown future.)
+    unique: Iterable[Event] = {e.id: e for e in events}.values()
+    if now is not None:
+        unique = [e for e in unique if e.ts <= cutoff]
+    by_user: dict[str, list[Event]] = {}
+    for e in unique:
         bucket = by_user.get(e.user_id)
         if bucket is None:
-            bucket = by_user[e.user_id] = {}
-        bucket[e.id] = e
+            by_user[e.user_id] = [e]
+        else:
+            bucket.append(e)
     connection_events: list[Event] = []
     scans: dict[str, Scan] = {}
-    for uid, unique in by_user.items():
-        ordered = sorted(unique.values(), key=_ts)
+    for uid, ordered in by_user.items():
+        ordered.sort(key=_ts)
         if len(set(map(_ts, ordered))) != len(ordered):
             ordered.sort(key=event_order)  # ties at one instant: the full order decides
         scans[uid] = scan_events(ordered, start, end, connection_events)
@@ -381,7 +388,7 @@ def evaluate_session(
                 status="excused",
                 credit=0.0,
                 reasons=("excused",),
-                flags=(*rec.flags, "alternative_content"),
+                flags=("alternative_content",),  # conduct flags need an unexcused record
             )
         records.append(rec)
 

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from app.rules.evidence import Event
-from app.rules.outcome import Cancellation, Participant, Record, Role, SessionFacts, revise
+from app.rules.outcome import (
+    Cancellation,
+    Participant,
+    Record,
+    Role,
+    SessionFacts,
+    evaluate_session,
+    revise,
+)
 from app.rules.policy import Policy, resolve
 from tests.rules.factories import POLICY, T0, M, at, attend, ev, facts, run, window
 
@@ -147,7 +155,9 @@ def test_duration_is_start_to_end_when_ended_early() -> None:
 def test_accepted_excuse_marks_record_excused() -> None:
     r = rec([], facts(excused=frozenset({"a"})))
     assert (r.status, r.credit, r.reasons) == ("excused", 0.0, ("excused",))
-    assert "alternative_content" in r.flags
+    assert r.flags == ("alternative_content",)
+    late = rec(attend("a", 15), facts(excused=frozenset({"a"})), resolve("aum"))
+    assert late.flags == ("alternative_content",)
 
 
 def test_provisional_counts_connected_participants_as_staying() -> None:
@@ -409,6 +419,12 @@ def test_revise_raises_revision_only_on_change() -> None:
     changed = revise(r, dataclasses.replace(r, status="excused", credit=0.0))
     assert changed.revision == 1
     assert revise(changed, dataclasses.replace(changed, credit=0.1)).revision == 2
+
+
+def test_events_may_be_a_one_shot_iterator() -> None:
+    events = attend("a", 0)
+    out = evaluate_session(facts(), iter(events), POLICY)
+    assert out == run(events)
 
 
 def test_outcome_lookup() -> None:
