@@ -120,7 +120,7 @@ PARAMETERS: Final[dict[str, Parameter]] = {
     "end_grace": P(
         "duration",
         5 * MINUTE,
-        "time after a session's end before it is finalised, for late events to arrive",
+        "time after its scheduled end at which a session nobody ended is ended automatically",
     ),
     # §5 standing (seed 000 §5, §9; seed 001; seed 002 art. 20, 39)
     "min_live_rate": P("ratio", 0.75, "share of live sessions required for the certificate"),
