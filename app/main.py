@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app.api import health, schedule
-from app.ingest import imports
+from app.ingest import imports, webhooks
 from app.ingest import live as ingest_live
 from app.ingest.journal import JournalWriter
 from app.kit import problems
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(imports.router)
     app.include_router(ingest_live.router)
     app.include_router(panel.router)
+    app.include_router(webhooks.router)
     return app
 
 

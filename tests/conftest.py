@@ -19,7 +19,15 @@ from redis.asyncio import Redis
 from app.kit import clock
 from app.migrate import upgrade
 from app.settings import Settings
-from tests.support import ADMIN_KEY, TOKEN_SECRET, Server
+from tests.support import (
+    ADMIN_KEY,
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    TOKEN_SECRET,
+    WEBHOOK_SECRET,
+    ZOOM_SECRET,
+    Server,
+)
 
 PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -72,6 +80,10 @@ def make_settings(database: str, prefix: str, **overrides: object) -> Settings:
         "HADIR_HEARTBEAT_TIMEOUT_S": 3.0,
         "HADIR_FINALISE_DELAY_S": 0.5,
         "HADIR_RATE_LIMIT_PER_S": 20.0,
+        "HADIR_ZOOM_SECRET": ZOOM_SECRET,
+        "HADIR_LIVEKIT_API_KEY": LIVEKIT_KEY,
+        "HADIR_LIVEKIT_API_SECRET": LIVEKIT_SECRET,
+        "HADIR_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

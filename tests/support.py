@@ -22,6 +22,10 @@ from app.settings import Settings
 
 TOKEN_SECRET = "test-token-secret-with-at-least-32-bytes"
 ADMIN_KEY = "test-admin-key"
+ZOOM_SECRET = "test-zoom-webhook-secret"
+LIVEKIT_KEY = "APItestkey"
+LIVEKIT_SECRET = "test-livekit-api-secret-with-32-bytes"
+WEBHOOK_SECRET = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXktMzJi"
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,6 +43,10 @@ SESSION_ENDED, CLASS_FULL, RATE_LIMITED = 4409, 4413, 4429
 SERVER_ERROR = 1011
 
 _conn_counter = itertools.count(1)
+# A websocket connection's id: `<process instance>-<counter>`. Connections opened by trusted
+# sources (imports, platform webhooks) have other ids and no heartbeats: they stay open until
+# their leave, drop or the session end (CONTRACT.md), so the orphan sweep leaves them alone.
+WS_CONN_RE = re.compile(r"^[0-9a-f]{8}-[0-9]+$")
 
 
 @dataclass(eq=False, slots=True)
@@ -346,7 +351,7 @@ async def sweep_timeouts(res: Resources) -> None:
         for member, score in stale:
             text = member.decode() if isinstance(member, bytes) else str(member)
             conn, _, user = text.partition("|")
-            if conn in reg.by_conn:
+            if conn in reg.by_conn or not WS_CONN_RE.match(conn):
                 continue
             info = await directory.load(res, sid)
             learner = info is not None and info.roles.get(user) == "learner"

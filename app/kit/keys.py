@@ -19,6 +19,7 @@ class SessionKeys:
     meta: str  # hash: live facts about the session (status, started_at, ...)
     outage: str  # hash: live outage detector state
     channel: str  # pub/sub: "new journal entries" notifications
+    platform_ends: str  # hash: `conn|user_id` → latest platform leave/drop time (webhooks)
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -29,6 +30,7 @@ class SessionKeys:
             self.learners,
             self.meta,
             self.outage,
+            self.platform_ends,
         )
 
 
@@ -49,6 +51,7 @@ class Keys:
             meta=f"{tag}:meta",
             outage=f"{tag}:outage",
             channel=f"{tag}:events",
+            platform_ends=f"{tag}:platform_ends",
         )
 
     @property
