@@ -193,11 +193,7 @@ async def live(ws: WebSocket, session_id: str) -> None:
         return
     if info.status == "scheduled":
         info.status = "live"
-        async with res.engine.begin() as db:
-            await mark_live(res, db, session_id, now)
-        await res.redis.zadd(
-            res.keys.live_sessions, {session_id: info.scheduled_end + info.policy.end_grace}
-        )
+        await mark_live(res, session_id, now, info.scheduled_end + info.policy.end_grace)
     reg = registry(res)
     reg.add(c)
     try:

@@ -16,8 +16,6 @@ class SessionKeys:
     conns: str  # sorted set: `conn|user_id` → last heartbeat (open connections)
     online: str  # hash: user_id → open connection count
     learners: str  # hash: learner user_id → open connection count (capacity)
-    meta: str  # hash: live facts about the session (status, started_at, ...)
-    outage: str  # hash: live outage detector state
     channel: str  # pub/sub: "new journal entries" notifications
     platform_ends: str  # hash: `conn|user_id` → latest platform leave/drop time (webhooks)
 
@@ -28,14 +26,18 @@ class SessionKeys:
             self.conns,
             self.online,
             self.learners,
-            self.meta,
-            self.outage,
             self.platform_ends,
         )
 
 
 class Keys:
-    """Key names under one prefix (several deployments or test runs can share one Redis)."""
+    """Key names under one prefix (several deployments or test runs can share one Redis).
+
+    Every key has a TTL: a session's keys `HADIR_JOURNAL_TTL_S` after their last write, the
+    service-wide ones `SERVICE_TTL_S` after theirs.
+    """
+
+    SERVICE_TTL_S = 30 * 86400
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -48,8 +50,6 @@ class Keys:
             conns=f"{tag}:conns",
             online=f"{tag}:online",
             learners=f"{tag}:learners",
-            meta=f"{tag}:meta",
-            outage=f"{tag}:outage",
             channel=f"{tag}:events",
             platform_ends=f"{tag}:platform_ends",
         )
@@ -64,10 +64,6 @@ class Keys:
         """String: the last liveness tick of any server process (POSIX seconds)."""
         return f"{self.prefix}:{{svc}}:tick"
 
-    def process(self, instance: str) -> str:
-        """String with a short TTL: this server process is alive."""
-        return f"{self.prefix}:{{svc}}:proc:{instance}"
-
     @property
     def finalise_queue(self) -> str:
         """Sorted set: session id → when it is due for finalisation."""
@@ -76,5 +72,7 @@ class Keys:
     def lock(self, name: str) -> str:
         return f"{self.prefix}:{{svc}}:lock:{name}"
 
-    def rate(self, name: str) -> str:
-        return f"{self.prefix}:{{svc}}:rate:{name}"
+    @property
+    def control(self) -> str:
+        """Pub/sub: cross-process control messages (session ended, finalised, outage)."""
+        return f"{self.prefix}:{{svc}}:control"

@@ -10,7 +10,6 @@ import orjson
 from app.ingest import live as ingest_live
 from app.ingest import sessions as directory
 from app.kit.resources import Resources
-from app.live.lifecycle import control_channel
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ async def listen(res: Resources) -> None:
     while True:
         try:
             async with res.redis.pubsub() as pubsub:
-                await pubsub.subscribe(control_channel(res))
+                await pubsub.subscribe(res.keys.control)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue

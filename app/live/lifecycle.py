@@ -21,23 +21,25 @@ FINAL_STATUSES = frozenset({"finalised", "cancelled_platform_fault", "mentor_abs
 ENDED_STATUSES = FINAL_STATUSES | {"ended"}
 
 
-def control_channel(res: Resources) -> str:
-    return f"{res.keys.prefix}:{{svc}}:control"
-
-
 async def publish_control(res: Resources, op: str, session_id: str, **extra: Any) -> None:
     await res.redis.publish(
-        control_channel(res), orjson.dumps({"op": op, "session_id": session_id, **extra})
+        res.keys.control, orjson.dumps({"op": op, "session_id": session_id, **extra})
     )
 
 
-async def mark_live(res: Resources, conn: AsyncConnection, session_id: str, at: float) -> None:
-    """First presence in a scheduled session: it is live from now."""
-    await conn.execute(
-        update(sessions)
-        .where(sessions.c.id == session_id, sessions.c.status == "scheduled")
-        .values(status="live", started_at=clock.to_dt(at), updated_at=clock.to_dt(at))
-    )
+async def mark_live(res: Resources, session_id: str, at: float, live_until: float) -> None:
+    """First presence in a scheduled session: it is live from `at`, and in the live set (for
+    heartbeat sweeps and service-gap windows) until `live_until` or its end."""
+    async with res.engine.begin() as conn:
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.status == "scheduled")
+            .values(status="live", started_at=clock.to_dt(at), updated_at=clock.to_dt(at))
+        )
+    async with res.redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(res.keys.live_sessions, {session_id: live_until})
+        pipe.expire(res.keys.live_sessions, res.keys.SERVICE_TTL_S)
+        await pipe.execute()
 
 
 async def end_session(
@@ -68,11 +70,13 @@ async def end_session(
     )
     await schedule_finalisation(res, session_id, due)
     await res.redis.zrem(res.keys.live_sessions, session_id)
-    await res.redis.hset(res.keys.session(session_id).meta, mapping={"status": "ended"})
     await publish_control(res, "ended", session_id)
     return True, "ended"
 
 
 async def schedule_finalisation(res: Resources, session_id: str, due: float) -> None:
     """Queue (or re-queue) a session for the finaliser at `due` (POSIX seconds)."""
-    await res.redis.zadd(res.keys.finalise_queue, {session_id: due})
+    async with res.redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(res.keys.finalise_queue, {session_id: due})
+        pipe.expire(res.keys.finalise_queue, res.keys.SERVICE_TTL_S)
+        await pipe.execute()

@@ -116,11 +116,7 @@ async def started(res: Resources, target: Target, at: float) -> None:
     """The platform says the meeting runs (or someone joined it): the session is live."""
     if target.status != "scheduled":
         return
-    async with res.engine.begin() as db:
-        await mark_live(res, db, target.session_id, at)
-    await res.redis.zadd(
-        res.keys.live_sessions, {target.session_id: target.scheduled_end + target.end_grace}
-    )
+    await mark_live(res, target.session_id, at, target.scheduled_end + target.end_grace)
     res.extras.get("session_cache", {}).pop(target.session_id, None)
 
 
