@@ -37,7 +37,9 @@ async def get_db(res: ResourcesDep) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-DbDep = Annotated[AsyncConnection, Depends(get_db)]
+# scope="function": the commit happens before the response is sent, so a 2xx always means
+# the change is durable (and a failed commit is an error response, not a silent loss).
+DbDep = Annotated[AsyncConnection, Depends(get_db, scope="function")]
 
 _KEY_CACHE_S = 30.0
 _key_cache: dict[str, tuple[float, ApiPrincipal | None]] = {}
