@@ -379,7 +379,8 @@ async def liveness_tick(res: Resources) -> None:
     prev = float(previous)
     if now - prev <= SERVICE_GAP_MIN_S:
         return
-    live = await res.redis.zrange(res.keys.live_sessions, 0, -1)
+    # Sessions still live when the gap began (scored by scheduled end plus end_grace).
+    live = await res.redis.zrangebyscore(res.keys.live_sessions, prev, "+inf")
     for raw_sid in live:
         sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
         entry = Entry(
