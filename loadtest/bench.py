@@ -142,7 +142,8 @@ def median(values: list[float]) -> float:
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Medians per (point, target), and Hadir's ratios to the echo at the same point."""
     rows: list[dict[str, Any]] = []
-    points = sorted({r["point"] for r in results}, key=lambda p: (p != "max", p))
+    order = {"max": -2.0, "half": -1.0}
+    points = sorted({r["point"] for r in results}, key=lambda p: order.get(p, p))
     for point in points:
         med: dict[str, dict[str, float]] = {}
         for target in ("echo", "hadir"):
@@ -270,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         for key in r.scan_iter(match=f"{prefix}:*", count=1000):
             r.delete(key)
         r.close()
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps({"label": a.label, "results": results}))
     rows = summarise(results)
     print(table(rows))
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"label": a.label, "results": results, "rows": rows}))
     return 0
 

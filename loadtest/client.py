@@ -252,6 +252,7 @@ class Participant:
             self.live
             and not self.done
             and not self.crowd.stopping
+            and self.crowd.offering
             and len(self.unacked) < self.behaviour.window
         )
 
@@ -317,7 +318,8 @@ class Crowd:
         self.rate = rate  # offered events/s (throughput mode); 0 = as fast as acks allow
         self.stats = Stats()
         self.participants: list[Participant] = []
-        self.stopping = False
+        self.stopping = False  # the run is over: no new events, no reconnects
+        self.offering = True  # False: no new events, but unacked ones are still re-sent
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
 
