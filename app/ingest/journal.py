@@ -179,13 +179,11 @@ class JournalWriter:
                 for sub in batch:
                     sub.done(exc)
                 continue
-            now = time.perf_counter()
-            total = 0
+            # Metrics once per write, not per frame: the oldest frame's wait is the batch's.
+            metrics.ack_latency.observe(time.perf_counter() - batch[0].received)
+            metrics.journal_batch.observe(sum(sub.count for sub in batch))
             for sub, added in zip(batch, results, strict=True):
-                total += sub.count
-                metrics.ack_latency.observe(now - sub.received)
                 sub.done(added)
-            metrics.journal_batch.observe(total)
 
     async def _write_with_retry(self, batch: list[_Submission]) -> list[int]:
         deadline = time.monotonic() + self.retry_for_s

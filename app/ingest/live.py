@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import re
@@ -36,6 +37,7 @@ router = APIRouter()
 
 LIVE_ROLES = frozenset({"learner", "instructor", "assistant", "mentor"})
 MAX_UNACKED_SEND_S = 10.0
+MAX_PENDING = 512  # events of one connection awaiting their ack
 
 # Close codes (CONTRACT.md): the 44xx ones are sent after accept so browsers can read them.
 BAD_TOKEN, FORBIDDEN, UNKNOWN_SESSION, HEARTBEAT_TIMEOUT = 4401, 4403, 4404, 4408
@@ -61,6 +63,13 @@ class LiveConnection:
     tokens: float
     refilled: float = field(default_factory=time.monotonic)
     ended: bool = False
+    # Pipelined acks: the reader keeps reading while earlier frames are being journaled.
+    pending: int = 0  # events submitted whose ack is not sent yet
+    unsent: list[str] = field(default_factory=list)  # durable ids waiting for the ack frame
+    flusher: asyncio.Task[None] | None = None
+    waiter: asyncio.Future[None] | None = None
+    reader: asyncio.Task[Any] | None = None
+    failure: BaseException | None = None
 
     def take(self, n: int, rate: float) -> bool:
         """Token bucket: `rate` events/s, bursts of 5× allowed."""
@@ -69,6 +78,59 @@ class LiveConnection:
         self.refilled = now
         self.tokens -= n
         return self.tokens >= 0
+
+    def durable(self, ids: list[str], result: int | BaseException) -> None:
+        """The writer's callback for one frame: its events are journaled (or never will be)."""
+        if isinstance(result, BaseException):
+            if self.failure is None:
+                self.failure = result
+                asyncio.get_running_loop().create_task(
+                    close(self.ws, SERVER_ERROR, "journal unavailable, retry")
+                )
+            self.wake()
+            return
+        _events_ws.inc(result)
+        if result < len(ids):
+            metrics.duplicates_total.inc(len(ids) - result)
+        self.unsent.extend(ids)
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> None:
+        """Send the acks of everything durable so far, coalesced into one frame."""
+        try:
+            while self.unsent:
+                ids, self.unsent = self.unsent, []
+                data = b'{"type":"ack","ids":' + orjson.dumps(ids) + b"}"
+                try:
+                    await _send_raw(self.ws, data)
+                except TimeoutError:
+                    # A client that stops reading must not hold its connection forever.
+                    self.failure = TimeoutError("client stopped reading")
+                    if self.reader is not None:
+                        self.reader.cancel()
+                    return
+                self.pending -= len(ids)
+                self.wake()
+        except Exception as exc:  # the socket is gone: the reader sees the disconnect
+            log.debug("ack to %s failed: %s", self.conn, exc)
+        finally:
+            self.flusher = None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_acked(self, at_most: int) -> None:
+        """Until no more than `at_most` events await their ack (or the journal failed)."""
+        while self.pending > at_most and self.failure is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        self.waiter = None
+
+
+_events_ws = metrics.events_total.labels("ws")
 
 
 @dataclass
@@ -208,6 +270,13 @@ async def live(ws: WebSocket, session_id: str) -> None:
             },
         )
         code = await _serve(res, c)
+    except asyncio.CancelledError:
+        if not isinstance(c.failure, TimeoutError):
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        code = 1006  # the client stopped reading its acks: a drop
     except Exception as exc:  # a broken socket is a drop
         log.debug("live connection %s failed: %s", c.conn, exc)
         code = 1006
@@ -221,12 +290,25 @@ async def live(ws: WebSocket, session_id: str) -> None:
 
 
 async def _serve(res: Resources, c: LiveConnection) -> int:
-    """Read frames until the connection closes; returns the close code."""
+    """Read frames until the connection closes; returns the close code.
+
+    Frames are submitted to the shared journal writer without waiting for them: the writer's
+    callback queues their ids and the connection's flusher sends one ack for all that became
+    durable together, so an ack still only ever follows durability. At most `MAX_PENDING`
+    events of a connection wait for their ack; beyond that the reader stops reading (and
+    uvicorn stops reading the socket), so a flooding or non-reading client holds bounded memory.
+    """
     ws = c.ws
     rate = res.settings.rate_limit_per_s
     writer = res.writer
+    receive = ws.receive
+    c.reader = asyncio.current_task()
     while True:
-        message = await ws.receive()
+        if c.pending >= MAX_PENDING:
+            await c.wait_acked(MAX_PENDING // 2)
+        if c.failure is not None:
+            return SERVER_ERROR
+        message = await receive()
         if message["type"] == "websocket.disconnect":
             return int(message.get("code") or 1005)
         raw = message.get("text")
@@ -281,33 +363,15 @@ async def _serve(res: Resources, c: LiveConnection) -> int:
             await _send(ws, error)
         if not pairs:
             continue
-        try:
-            done = asyncio.get_running_loop().create_future()
-            writer.submit(c.session_id, pairs, _resolver(done), received)
-            added = await done
-        except Exception:
-            await close(ws, SERVER_ERROR, "journal unavailable, retry")
-            return SERVER_ERROR
-        metrics.events_total.labels("ws").inc(added)
-        if added < len(pairs):
-            metrics.duplicates_total.inc(len(pairs) - added)
-        await _send_raw(ws, b'{"type":"ack","ids":' + orjson.dumps(ids) + b"}")
+        c.pending += len(ids)
+        writer.submit(c.session_id, pairs, functools.partial(c.durable, ids), received)
         if leave:
+            await c.wait_acked(0)
+            if c.failure is not None:
+                return SERVER_ERROR
             c.ended = True
             await close(ws, 1000, "left")
             return 1000
-
-
-def _resolver(fut: asyncio.Future[int]) -> Any:
-    def done(result: int | BaseException) -> None:
-        if fut.done():
-            return
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
-
-    return done
 
 
 async def _send(ws: WebSocket, body: dict[str, Any]) -> None:

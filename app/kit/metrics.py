@@ -29,7 +29,7 @@ closes_total = Counter(
 )
 ack_latency = Histogram(
     "hadir_ack_latency_seconds",
-    "Time from receiving a frame to its events being durably journaled",
+    "Per journal write: time from receiving its oldest frame to its events being durable",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=registry,
 )

@@ -1,0 +1,1 @@
+"""Load generator, baseline echo server and benchmark runner (BENCHMARKS.md)."""
