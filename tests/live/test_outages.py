@@ -42,11 +42,15 @@ async def test_connections_of_a_dead_process_time_out_at_their_last_heartbeat(
     res = server.resources
     # A join journaled by a process that then died: its connection stays open in Redis.
     last_heartbeat = time.time() - 60
-    join = Entry("join:deadbeef-1", "join", "u1", last_heartbeat, "deadbeef-1", "ws", {"role": "learner"})
+    join = Entry(
+        "join:deadbeef-1", "join", "u1", last_heartbeat, "deadbeef-1", "ws", {"role": "learner"}
+    )
     await res.writer.write(sid, [(join, op_for(join, learner=True))])
     await ingest_live.sweep_timeouts(res)
     await ingest_live.sweep_timeouts(res)  # idempotent
-    ends = [e for e in await journal(server, sid) if e["conn"] == "deadbeef-1" and e["type"] == "drop"]
+    ends = [
+        e for e in await journal(server, sid) if e["conn"] == "deadbeef-1" and e["type"] == "drop"
+    ]
     assert len(ends) == 1
     assert ends[0]["ts"] == last_heartbeat
     assert ends[0]["reason"] == "heartbeat_timeout"
