@@ -3,8 +3,10 @@
 Every event is appended to its session's stream and the participant's live state is updated in
 the same Lua call, which also de-duplicates by event id. Writers from all connections of this
 process share one task: each round trip to Redis carries everything that arrived since the last
-one, as one EVALSHA per session in one pipeline (MEASUREMENTS.md: redis-py costs ~66 µs of CPU
-per command, so commands per event, even pipelined, would cap ingest near 5k events/s).
+one, as ONE EVALSHA for every session in it (MEASUREMENTS.md: redis-py costs ~66 µs of CPU per
+command, so commands per event, or even per session, dominate the cost of ingest). On Redis
+Cluster a script may only touch one hash slot, so there it is one EVALSHA per slot (every key
+of a session shares the slot of its `{s:<id>}` tag), pipelined.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisError
 
 from app.ingest.events import Entry
@@ -25,49 +28,61 @@ from app.kit.keys import Keys
 
 log = logging.getLogger(__name__)
 
-# KEYS: journal, seen, conns, online, learners. ARGV: ttl, channel, then 6 per event:
-# dedupe key, payload, op, conns member, user id, ts.
+# One call carries one or more sessions. KEYS: 5 per session (journal, seen, conns, online,
+# learners). ARGV: ttl, then per session: its pub/sub channel, its event count n, and 6 values
+# per event: dedupe key, payload, op, conns member, user id, ts.
 # ops: j/J join (J: a learner), h heartbeat, l/L end of a connection, T/t heartbeat timeout
 # (journaled only if the connection is still open), x anything else.
+# Returns, per session, one '1' (new) or '0' (seen before) per event.
 INGEST_LUA = """
-local journal, seen, conns, online, learners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local added = 0
-local flags = {}
-for i = 3, #ARGV, 6 do
-  local dedupe, payload, op = ARGV[i], ARGV[i+1], ARGV[i+2]
-  local member, user, ts = ARGV[i+3], ARGV[i+4], ARGV[i+5]
-  local new = '0'
-  local go = true
-  if op == 'T' or op == 't' then
-    go = redis.call('ZSCORE', conns, member) ~= false
-  end
-  if go and redis.call('SADD', seen, dedupe) == 1 then
-    redis.call('XADD', journal, '*', 'e', payload)
-    added = added + 1
-    new = '1'
-    if op == 'j' or op == 'J' then
-      if redis.call('ZADD', conns, ts, member) == 1 then
-        redis.call('HINCRBY', online, user, 1)
-        if op == 'J' then redis.call('HINCRBY', learners, user, 1) end
-      end
-    elseif op == 'h' then
-      redis.call('ZADD', conns, 'XX', 'GT', ts, member)
-    elseif op ~= 'x' then
-      if redis.call('ZREM', conns, member) == 1 then
-        if redis.call('HINCRBY', online, user, -1) <= 0 then redis.call('HDEL', online, user) end
-        if op == 'L' or op == 'T' then
-          if redis.call('HINCRBY', learners, user, -1) <= 0 then
-            redis.call('HDEL', learners, user)
+local ttl = ARGV[1]
+local a = 2
+local out = {}
+for s = 0, #KEYS / 5 - 1 do
+  local journal, seen, conns = KEYS[s*5+1], KEYS[s*5+2], KEYS[s*5+3]
+  local online, learners = KEYS[s*5+4], KEYS[s*5+5]
+  local channel, n = ARGV[a], tonumber(ARGV[a+1])
+  a = a + 2
+  local added = 0
+  local flags = {}
+  for i = 1, n do
+    local dedupe, payload, op = ARGV[a], ARGV[a+1], ARGV[a+2]
+    local member, user, ts = ARGV[a+3], ARGV[a+4], ARGV[a+5]
+    a = a + 6
+    local new = '0'
+    local go = true
+    if op == 'T' or op == 't' then
+      go = redis.call('ZSCORE', conns, member) ~= false
+    end
+    if go and redis.call('SADD', seen, dedupe) == 1 then
+      redis.call('XADD', journal, '*', 'e', payload)
+      added = added + 1
+      new = '1'
+      if op == 'j' or op == 'J' then
+        if redis.call('ZADD', conns, ts, member) == 1 then
+          redis.call('HINCRBY', online, user, 1)
+          if op == 'J' then redis.call('HINCRBY', learners, user, 1) end
+        end
+      elseif op == 'h' then
+        redis.call('ZADD', conns, 'XX', 'GT', ts, member)
+      elseif op ~= 'x' then
+        if redis.call('ZREM', conns, member) == 1 then
+          if redis.call('HINCRBY', online, user, -1) <= 0 then redis.call('HDEL', online, user) end
+          if op == 'L' or op == 'T' then
+            if redis.call('HINCRBY', learners, user, -1) <= 0 then
+              redis.call('HDEL', learners, user)
+            end
           end
         end
       end
     end
+    flags[i] = new
   end
-  flags[#flags + 1] = new
+  for k = s*5+1, s*5+5 do redis.call('EXPIRE', KEYS[k], ttl) end
+  if added > 0 then redis.call('PUBLISH', channel, added) end
+  out[#out + 1] = table.concat(flags)
 end
-for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[1]) end
-if added > 0 then redis.call('PUBLISH', ARGV[2], added) end
-return table.concat(flags)
+return out
 """
 
 Done = Callable[[int | BaseException], None]
@@ -109,9 +124,12 @@ class JournalWriter:
     _task: asyncio.Task[None] | None = None
     _sha: str | None = None
     _closing: bool = False
+    cluster: bool = False
 
     async def start(self) -> None:
         self._sha = await self.redis.script_load(INGEST_LUA)
+        info = await self.redis.info("cluster")
+        self.cluster = bool(info.get("cluster_enabled"))
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     async def stop(self) -> None:
@@ -200,36 +218,33 @@ class JournalWriter:
                 delay = min(delay * 2, 1.0)
 
     async def _write(self, batch: list[_Submission]) -> list[int]:
-        # One EVALSHA per session: all of a session's keys share one hash slot.
         by_session: dict[str, list[str | bytes | float]] = {}
+        counts_in: dict[str, int] = {}
         for sub in batch:
             by_session.setdefault(sub.session_id, []).extend(sub.args)
-        order = list(by_session)
+            counts_in[sub.session_id] = counts_in.get(sub.session_id, 0) + sub.count
+        groups: dict[int, list[str]] = {}
+        for sid in by_session:
+            slot = key_slot(self.keys.session(sid).journal.encode()) if self.cluster else 0
+            groups.setdefault(slot, []).append(sid)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for sid in order:
-                k = self.keys.session(sid)
-                pipe.evalsha(
-                    self._sha or "",
-                    5,
-                    k.journal,
-                    k.seen,
-                    k.conns,
-                    k.online,
-                    k.learners,
-                    self.ttl_s,
-                    k.channel,
-                    *by_session[sid],
-                )
+            for sids in groups.values():
+                keys: list[str] = []
+                args: list[str | bytes | float | int] = [self.ttl_s]
+                for sid in sids:
+                    k = self.keys.session(sid)
+                    keys += (k.journal, k.seen, k.conns, k.online, k.learners)
+                    args += (k.channel, counts_in[sid])
+                    args += by_session[sid]
+                pipe.evalsha(self._sha or "", len(keys), *keys, *args)
             replies = await pipe.execute(raise_on_error=False)
-        for reply in replies:
+        flags: dict[str, str] = {}
+        for sids, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, BaseException):
                 raise reply
-        # The reply is one '1' (new) or '0' (seen before) per event, in argument order.
-        flags = {
-            sid: r.decode() if isinstance(r, bytes) else str(r)
-            for sid, r in zip(order, replies, strict=True)
-        }
-        offsets = dict.fromkeys(order, 0)
+            for sid, value in zip(sids, reply, strict=True):
+                flags[sid] = value.decode() if isinstance(value, bytes) else str(value)
+        offsets = dict.fromkeys(by_session, 0)
         counts: list[int] = []
         for sub in batch:
             start = offsets[sub.session_id]

@@ -1,0 +1,41 @@
+"""The journal writer: many sessions in one round trip, duplicates flagged per event."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.ingest.events import Entry
+from app.ingest.journal import op_for
+from tests.support import Server, journal
+
+
+def entry(eid: str, user: str, ts: float) -> Entry:
+    return Entry(eid, "engagement", user, ts, "c1", "ws", {"kind": "chat"})
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+async def test_one_batch_for_several_sessions_counts_each_sessions_new_events(
+    server: Server, cluster: bool
+) -> None:
+    writer = server.resources.writer
+    writer.cluster = cluster
+    try:
+        sids = [f"j-{cluster}-{i}" for i in range(3)]
+        first = [
+            writer.write(sid, [(e, op_for(e, learner=True))])
+            for sid in sids
+            for e in (entry("a", "u1", 1.0), entry("b", "u1", 2.0))
+        ]
+        assert await asyncio.gather(*first) == [1] * 6
+        again = [
+            writer.write(sids[0], [(entry("a", "u1", 1.0), "x"), (entry("c", "u1", 3.0), "x")]),
+            writer.write(sids[1], [(entry("b", "u1", 2.0), "x")]),
+            writer.write(sids[2], [(entry("a", "u2", 1.0), "x")]),
+        ]
+        assert await asyncio.gather(*again) == [1, 0, 1]
+        assert [e["id"] for e in await journal(server, sids[0])] == ["a", "b", "c"]
+        assert [e["user_id"] for e in await journal(server, sids[2])] == ["u1", "u1", "u2"]
+    finally:
+        writer.cluster = False
