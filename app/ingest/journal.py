@@ -29,8 +29,9 @@ from app.kit.keys import Keys
 log = logging.getLogger(__name__)
 
 # One call carries one or more sessions. KEYS: 5 per session (journal, seen, conns, online,
-# learners). ARGV: ttl, then per session: its pub/sub channel, its event count n, and 6 values
-# per event: dedupe key, payload, op, conns member, user id, ts.
+# learners). ARGV: ttl, then per session: its pub/sub channel, its event count n, and one value
+# per event: the op letter followed by the event's journal payload (JSON with `id`, `user_id`,
+# `conn`, `ts`), so redis-py packs one argument per event instead of six.
 # ops: j/J join (J: a learner), h heartbeat, l/L end of a connection, T/t heartbeat timeout
 # (journaled only if the connection is still open), x anything else.
 # Returns, per session, one '1' (new) or '0' (seen before) per event.
@@ -46,25 +47,28 @@ for s = 0, #KEYS / 5 - 1 do
   local added = 0
   local flags = {}
   for i = 1, n do
-    local dedupe, payload, op = ARGV[a], ARGV[a+1], ARGV[a+2]
-    local member, user, ts = ARGV[a+3], ARGV[a+4], ARGV[a+5]
-    a = a + 6
+    local op = string.sub(ARGV[a], 1, 1)
+    local payload = string.sub(ARGV[a], 2)
+    a = a + 1
+    local e = cjson.decode(payload)
+    local user = e['user_id']
+    local member = e['conn'] .. '|' .. user
     local new = '0'
     local go = true
     if op == 'T' or op == 't' then
       go = redis.call('ZSCORE', conns, member) ~= false
     end
-    if go and redis.call('SADD', seen, dedupe) == 1 then
+    if go and redis.call('SADD', seen, user .. '|' .. e['id']) == 1 then
       redis.call('XADD', journal, '*', 'e', payload)
       added = added + 1
       new = '1'
       if op == 'j' or op == 'J' then
-        if redis.call('ZADD', conns, ts, member) == 1 then
+        if redis.call('ZADD', conns, e['ts'], member) == 1 then
           redis.call('HINCRBY', online, user, 1)
           if op == 'J' then redis.call('HINCRBY', learners, user, 1) end
         end
       elseif op == 'h' then
-        redis.call('ZADD', conns, 'XX', 'GT', ts, member)
+        redis.call('ZADD', conns, 'XX', 'GT', e['ts'], member)
       elseif op ~= 'x' then
         if redis.call('ZREM', conns, member) == 1 then
           if redis.call('HINCRBY', online, user, -1) <= 0 then redis.call('HDEL', online, user) end
@@ -149,18 +153,7 @@ class JournalWriter:
     ) -> None:
         """Queue (entry, op) pairs of one session; `done` gets the number newly journaled
         (duplicates are not new) or the exception that stopped the write."""
-        args: list[str | bytes | float] = []
-        for entry, op in entries:
-            args.extend(
-                (
-                    entry.dedupe_key,
-                    entry.payload(),
-                    op,
-                    f"{entry.conn}|{entry.user_id}",
-                    entry.user_id,
-                    entry.ts,
-                )
-            )
+        args: list[str | bytes | float] = [op.encode() + entry.payload() for entry, op in entries]
         self._pending.append(
             _Submission(session_id, args, len(entries), done, received or time.perf_counter())
         )
