@@ -117,37 +117,6 @@ def _union(pairs: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def _overlap(xs: Sequence[tuple[float, float]], ys: Sequence[tuple[float, float]]) -> float:
-    """Total overlap of two sorted lists of disjoint pairs."""
-    total = 0.0
-    i = j = 0
-    while i < len(xs) and j < len(ys):
-        a = max(xs[i][0], ys[j][0])
-        b = min(xs[i][1], ys[j][1])
-        if b > a:
-            total += b - a
-        if xs[i][1] < ys[j][1]:
-            i += 1
-        else:
-            j += 1
-    return total
-
-
-def _periods(changes: list[tuple[float, bool]], initial: bool) -> list[tuple[float, float]]:
-    """Periods where a reported state is true; the last report holds until the next."""
-    out: list[tuple[float, float]] = []
-    since = -INF if initial else None
-    for t, value in changes:
-        if value and since is None:
-            since = t
-        elif not value and since is not None:
-            out.append((since, t))
-            since = None
-    if since is not None:
-        out.append((since, INF))
-    return out
-
-
 def participant_evidence(
     events: Iterable[Event],
     window_start: float,
@@ -177,6 +146,84 @@ def participant_evidence(
     )
 
 
+Scan = tuple[list[tuple[float, float, bool]], float, float, int]
+
+
+def scan_events(
+    ordered: Sequence[Event], ws: float, we: float, connection_events: list[Event] | None = None
+) -> Scan:
+    """One pass over a participant's unique events in `event_order`.
+
+    Returns the unclipped connected intervals `(join, close, closed by a drop)`,
+    `camera_s`, `active_s` and the engagement count; appends the joins, leaves
+    and drops to `connection_events` when given (for mass-drop detection).
+    This is the inner loop of `evaluate_session`: plain floats only.
+    """
+    open_conns: set[str] = set()
+    opened = mark = 0.0
+    raw: list[tuple[float, float, bool]] = []
+    camera = False  # last reported value applies until the next report
+    visible = True
+    camera_s = active_s = 0.0
+    engagements = 0
+    for e in ordered:
+        t = e.ts
+        if t > we:
+            break
+        typ = e.type
+        if typ == "heartbeat" or typ == "camera":
+            cam, vis = e.camera, e.visible
+            if (cam is not None and cam != camera) or (vis is not None and vis != visible):
+                if open_conns:
+                    a = mark if mark > ws else ws
+                    if t > a:
+                        if camera:
+                            camera_s += t - a
+                        if visible:
+                            active_s += t - a
+                    mark = t
+                if cam is not None:
+                    camera = cam
+                if vis is not None:
+                    visible = vis
+            continue
+        if typ == "engagement":
+            if t >= ws:
+                engagements += 1
+            continue
+        if connection_events is not None:
+            connection_events.append(e)
+        if typ == "join":
+            # A join on a connection already open is ignored.
+            if e.conn not in open_conns:
+                if not open_conns:
+                    opened = mark = t
+                    if raw and raw[-1][1] == t:
+                        # Half-open intervals: [a, t) and [t, b) are one interval.
+                        opened = raw.pop()[0]
+                open_conns.add(e.conn)
+        elif e.conn in open_conns:  # leave or drop; one with no open connection is ignored
+            open_conns.remove(e.conn)
+            if not open_conns:
+                a = mark if mark > ws else ws
+                if t > a:
+                    if camera:
+                        camera_s += t - a
+                    if visible:
+                        active_s += t - a
+                # seed 000 §7: only an abnormal close (or heartbeat timeout) is a drop.
+                raw.append((opened, t, typ == "drop"))
+    if open_conns:
+        a = mark if mark > ws else ws
+        if we > a:
+            if camera:
+                camera_s += we - a
+            if visible:
+                active_s += we - a
+        raw.append((opened, INF, False))
+    return raw, camera_s, active_s, engagements
+
+
 def evidence_from_sorted(
     user_id: str,
     ordered: Sequence[Event],
@@ -186,46 +233,29 @@ def evidence_from_sorted(
     outage_windows: Sequence[Window] = (),
     technical_claims: Sequence[Window] = (),
 ) -> Evidence:
-    """`participant_evidence` for unique events already in `event_order`.
+    """`participant_evidence` for unique events already in `event_order`."""
+    return evidence_from_scan(
+        user_id,
+        scan_events(ordered, ws, we),
+        ws,
+        we,
+        reconnect_grace,
+        outage_windows,
+        technical_claims,
+    )
 
-    This is the inner loop of `evaluate_session`: plain floats and tuples only.
-    """
-    open_conns: set[str] = set()
-    opened = 0.0
-    raw: list[tuple[float, float, bool]] = []  # (join, close, closed by a drop)
-    cam: list[tuple[float, bool]] = []
-    vis: list[tuple[float, bool]] = []
-    engagements = 0
-    for e in ordered:
-        t = e.ts
-        if t > we:
-            break
-        typ = e.type
-        if typ == "heartbeat" or typ == "camera":
-            if e.camera is not None:
-                cam.append((t, e.camera))
-            if e.visible is not None:
-                vis.append((t, e.visible))
-        elif typ == "engagement":
-            if t >= ws:
-                engagements += 1
-        elif typ == "join":
-            # A join on a connection already open is ignored.
-            if e.conn not in open_conns:
-                if not open_conns:
-                    opened = t
-                    if raw and raw[-1][1] == t:
-                        # Half-open intervals: [a, t) and [t, b) are one interval.
-                        opened = raw.pop()[0]
-                open_conns.add(e.conn)
-        elif e.conn in open_conns:  # leave or drop; one with no open connection is ignored
-            open_conns.remove(e.conn)
-            if not open_conns:
-                # seed 000 §7: only an abnormal close (or heartbeat timeout) is a drop.
-                raw.append((opened, t, typ == "drop"))
-    if open_conns:
-        raw.append((opened, INF, False))
 
+def evidence_from_scan(
+    user_id: str,
+    scan: Scan,
+    ws: float,
+    we: float,
+    reconnect_grace: float,
+    outage_windows: Sequence[Window] = (),
+    technical_claims: Sequence[Window] = (),
+) -> Evidence:
+    """Clip a scan to the window and credit its gaps (§1)."""
+    raw, camera_s, active_s, engagements = scan
     # Keep what reaches into the window; clip to it (§1: joining early counts from the start).
     first_join: float | None = None
     conn: list[tuple[float, float, bool]] = []
@@ -273,8 +303,6 @@ def evidence_from_sorted(
     connected_pairs = [(a, b) for a, b, _ in conn]
     connected_s = sum(b - a for a, b in connected_pairs)
     credited_s = sum(b - a for a, b in credited)
-    camera_s = _overlap(connected_pairs, _periods(cam, False)) if cam else 0.0
-    active_s = _overlap(connected_pairs, _periods(vis, True)) if vis else connected_s
 
     last_seen: float | None = None
     if conn:

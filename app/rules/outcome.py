@@ -8,12 +8,22 @@ connected now are counted as staying) and by the REST API.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from app.rules import compliance
-from app.rules.evidence import Event, Evidence, Interval, Window, event_order, evidence_from_sorted
+from app.rules.evidence import (
+    Event,
+    Evidence,
+    Interval,
+    Scan,
+    Window,
+    event_order,
+    evidence_from_scan,
+    scan_events,
+)
 from app.rules.outage import fault_ratio, replay_mass_drops, union
 from app.rules.policy import Policy
 
@@ -47,7 +57,7 @@ EPS: Final = 1e-6  # seconds; absorbs float noise at the exact boundaries
 RATIO_EPS: Final = 1e-9
 _STAFF: Final = frozenset({"instructor", "assistant"})
 _MENTORS: Final = frozenset({"mentor", "instructor"})
-_CONNECTION_EVENTS: Final = frozenset({"join", "leave", "drop"})
+_ts: Final = operator.attrgetter("ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,22 +322,25 @@ def evaluate_session(
     (same id) count once; the order of `events` does not matter.
     """
     start, end = facts.start, facts.end
-    horizon = end if now is None else min(end, max(now, start))
+    cutoff = end if now is None else min(end, now)  # events after it are not known yet
+    horizon = max(cutoff, start)
 
-    # One pass: de-duplicate, group per user, collect connection events.
-    seen: set[str] = set()
-    by_user: dict[str, list[Event]] = {}
-    connection_events: list[Event] = []
+    # One pass: de-duplicate and group per user; then one scan per user.
+    by_user: dict[str, dict[str, Event]] = {}
     for e in events:
-        if e.ts > horizon or e.id in seen:
+        if e.ts > cutoff:
             continue
-        seen.add(e.id)
         bucket = by_user.get(e.user_id)
         if bucket is None:
-            bucket = by_user[e.user_id] = []
-        bucket.append(e)
-        if e.type in _CONNECTION_EVENTS:
-            connection_events.append(e)
+            bucket = by_user[e.user_id] = {}
+        bucket[e.id] = e
+    connection_events: list[Event] = []
+    scans: dict[str, Scan] = {}
+    for uid, unique in by_user.items():
+        ordered = sorted(unique.values(), key=_ts)
+        if len(set(map(_ts, ordered))) != len(ordered):
+            ordered.sort(key=event_order)  # ties at one instant: the full order decides
+        scans[uid] = scan_events(ordered, start, end, connection_events)
     connection_events.sort(key=event_order)
 
     # §3: outage windows from all causes, clipped to the session so far.
@@ -340,17 +353,16 @@ def evaluate_session(
     ratio = fault_ratio(outages, start, end)
 
     roster = {p.user_id: p for p in facts.roster}
+    no_scan: Scan = ([], 0.0, 0.0, 0)
     participants = list(facts.roster) + [
         Participant(uid, "guest") for uid in sorted(by_user) if uid not in roster
     ]
     evidence: dict[str, Evidence] = {}
     records: list[Record] = []
     for p in participants:
-        bucket = by_user.get(p.user_id, [])
-        bucket.sort(key=event_order)
-        ev = evidence_from_sorted(
+        ev = evidence_from_scan(
             p.user_id,
-            bucket,
+            scans.get(p.user_id, no_scan),
             start,
             end,
             policy.reconnect_grace,
