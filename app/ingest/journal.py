@@ -222,7 +222,10 @@ class JournalWriter:
                     k.channel,
                     *by_session[sid],
                 )
+            # After the journal writes: the archiver finds these journals here.
+            pipe.sadd(self.keys.unarchived, *order)
             replies = await pipe.execute(raise_on_error=False)
+            replies = replies[:-1]
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
