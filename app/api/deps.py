@@ -37,7 +37,9 @@ async def get_db(res: ResourcesDep) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-DbDep = Annotated[AsyncConnection, Depends(get_db)]
+# scope="function": the commit happens before the response is sent, so a client that got a
+# 2xx sees its change in its next request.
+DbDep = Annotated[AsyncConnection, Depends(get_db, scope="function")]
 
 _KEY_CACHE_S = 30.0
 _key_cache: dict[str, tuple[float, ApiPrincipal | None]] = {}
