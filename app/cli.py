@@ -115,6 +115,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete events and records past the policy's `retention` (idempotent)."""
+    from app.finalise.retention import purge_with
+    from app.kit.db import make_engine
+    from app.migrate import upgrade
+
+    async def run(url: str) -> str:
+        engine = make_engine(url, pool_size=1)
+        try:
+            return str(await purge_with(engine))
+        finally:
+            await engine.dispose()
+
+    with service_urls() as (db_url, _redis):
+        upgrade(db_url)
+        print(asyncio.run(run(db_url)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hadir", description="Real-time attendance telemetry.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--exit", action="store_true", help="stop after printing the results")
     d.set_defaults(func=cmd_demo)
+    pg = sub.add_parser("purge", help="delete events and records past their retention")
+    pg.set_defaults(func=cmd_purge)
     return p
 
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from app.api import health, schedule
+from app.api import activity, excuses, health, results, schedule, xapi
+from app.finalise import archiver, finaliser, outbox, scheduler
 from app.ingest import imports, webhooks
 from app.ingest import live as ingest_live
 from app.ingest.journal import JournalWriter
@@ -55,6 +56,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 "liveness",
                 every("liveness", settings.liveness_tick_s, lambda: ingest_live.liveness_tick(res)),
             )
+            loops.start("archiver", archiver.loop(res))
+            loops.start("finaliser", finaliser.loop(res))
+            loops.start("scheduler", scheduler.loop(res))
+            loops.start("outbox", outbox.loop(res))
             for name, starter in app.state.background_starters:
                 loops.start(name, starter(res))
         try:
@@ -80,6 +85,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.include_router(ingest_live.router)
     app.include_router(panel.router)
     app.include_router(webhooks.router)
+    app.include_router(results.router)
+    app.include_router(results.pages)
+    app.include_router(excuses.router)
+    app.include_router(activity.router)
+    app.include_router(xapi.router)
+    results.mount_static(app)
     return app
 
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
 
     redis_prefix: str = Field(default="hadir", alias="HADIR_REDIS_PREFIX")
     journal_ttl_s: int = Field(default=14 * 86400, alias="HADIR_JOURNAL_TTL_S")
+    archive_batch: int = Field(default=2000, gt=0, alias="HADIR_ARCHIVE_BATCH")
+    archive_claim_idle_s: float = Field(default=30.0, gt=0, alias="HADIR_ARCHIVE_CLAIM_IDLE_S")
+    journal_trim_lag_s: float = Field(default=60.0, ge=0, alias="HADIR_JOURNAL_TRIM_LAG_S")
+    lms_retry_base_s: float = Field(default=1.0, gt=0, alias="HADIR_LMS_RETRY_BASE_S")
+    lms_retry_max_s: float = Field(default=300.0, gt=0, alias="HADIR_LMS_RETRY_MAX_S")
     max_frame_bytes: int = 64 * 1024
     liveness_tick_s: float = 1.0
 

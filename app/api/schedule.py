@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import DbDep, ResourcesDep, require
-from app.api.schemas import CourseIn, Id, SessionIn
+from app.api.schemas import CancelIn, CourseIn, Id, OutageIn, SessionIn
+from app.finalise.finaliser import request_revision
 from app.kit import clock
 from app.kit.auth import ApiPrincipal
-from app.kit.db import courses, roster, session_refs, sessions
+from app.kit.db import courses, outages, roster, session_refs, sessions
 from app.kit.problems import Problem, not_found
 from app.live.lifecycle import FINAL_STATUSES, end_session
 from app.rules import policy as rules_policy
@@ -207,6 +208,95 @@ async def post_end(
     except LookupError:
         raise not_found("session", session_id) from None
     return {"id": session_id, "status": status, "already_ended": not ended}
+
+
+@router.post(
+    "/sessions/{session_id}/cancel",
+    summary="Cancel a session (consultations: by a learner, with or without notice)",
+)
+async def post_cancel(
+    session_id: PathId, body: CancelIn, db: DbDep, _: ScheduleWriter, res: ResourcesDep
+) -> dict[str, Any]:
+    """seed 000 §8: a learner's cancellation at least `cancel_notice` before the start is
+    refunded or rescheduled; a later one counts the session in full (`forfeited`). A
+    cancellation of the whole session ends it now; the finaliser decides the records."""
+    row = (
+        await db.execute(select(sessions).where(sessions.c.id == session_id).with_for_update())
+    ).first()
+    if row is None:
+        raise not_found("session", session_id)
+    if body.by == "learner" and row.kind != "consultation":
+        raise Problem(422, "invalid_input", "only consultations are cancelled by a learner")
+    if body.user_id is not None:
+        role = await db.scalar(
+            select(roster.c.role).where(
+                roster.c.session_id == session_id, roster.c.user_id == body.user_id
+            )
+        )
+        if role != "learner":
+            raise Problem(
+                422, "not_on_roster", f"user '{body.user_id}' is not a learner of this session"
+            )
+    at = clock.from_dt(body.at) if body.at is not None else clock.now()
+    cancellation = {"by": body.by, "at": at, "user_id": body.user_id}
+    await db.execute(
+        sessions.update().where(sessions.c.id == session_id).values(cancellation=cancellation)
+    )
+    learners = (
+        await db.execute(
+            select(roster.c.user_id).where(
+                roster.c.session_id == session_id, roster.c.role == "learner"
+            )
+        )
+    ).scalars()
+    whole = body.user_id is None or set(learners) <= {body.user_id}
+    status = row.status
+    if row.status in FINAL_STATUSES:
+        await request_revision(res, db, session_id)
+    elif whole and row.status != "ended":
+        _ended, status = await end_session(res, db, session_id, reason="cancelled", at=clock.now())
+    return {
+        "id": session_id,
+        "status": status,
+        "cancellation": {**cancellation, "at": clock.iso(at)},
+    }
+
+
+@router.post(
+    "/sessions/{session_id}/outages",
+    status_code=201,
+    summary="Declare an outage window (a finalised session gets a new revision)",
+)
+async def post_outage(
+    session_id: PathId, body: OutageIn, db: DbDep, _: ScheduleWriter, res: ResourcesDep
+) -> dict[str, Any]:
+    if body.end <= body.start:
+        raise Problem(422, "invalid_input", "end must be after start")
+    exists = await db.scalar(select(sessions.c.id).where(sessions.c.id == session_id))
+    if exists is None:
+        raise not_found("session", session_id)
+    made = (
+        await db.execute(
+            insert(outages)
+            .values(
+                session_id=session_id,
+                start=body.start,
+                end=body.end,
+                cause=body.cause,
+                source="declared",
+            )
+            .returning(outages.c.id)
+        )
+    ).scalar_one()
+    revised = await request_revision(res, db, session_id)
+    return {
+        "id": made,
+        "session_id": session_id,
+        "start": clock.iso(clock.from_dt(body.start)),
+        "end": clock.iso(clock.from_dt(body.end)),
+        "cause": body.cause,
+        "revision_requested": revised,
+    }
 
 
 __all__ = ["Id", "router"]

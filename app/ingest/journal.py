@@ -230,7 +230,10 @@ class JournalWriter:
                     args += (k.channel, counts_in[sid])
                     args += by_session[sid]
                 pipe.evalsha(self._sha or "", len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
+            # After the journal writes: the archiver finds these journals here.
+            pipe.sadd(self.keys.unarchived, *by_session)
+            pipe.expire(self.keys.unarchived, self.keys.SERVICE_TTL_S)
+            replies = (await pipe.execute(raise_on_error=False))[:-2]
         flags: dict[str, str] = {}
         for sids, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, BaseException):

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -82,6 +83,11 @@ sessions = Table(
     Column("created_at", _tz(), nullable=False, server_default=func.now()),
     Column("updated_at", _tz(), nullable=False, server_default=func.now()),
     Index("ix_sessions_course_start", "course_id", "scheduled_start"),
+    Index(
+        "ix_sessions_to_finalise",
+        "finalise_after",
+        postgresql_where=text("status = 'ended' OR needs_revision"),
+    ),
 )
 
 session_refs = Table(
@@ -186,6 +192,104 @@ records = Table(
     Column("changed", Boolean, nullable=False, server_default="true"),
     PrimaryKeyConstraint("session_id", "user_id", "revision"),
     Index("ix_records_user", "user_id"),
+    Index("ix_records_session_revision", "session_id", "revision"),
+)
+
+# Transactional outbox of messages to the LMS, delivered in `id` order per `key`.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("msg_id", Text, nullable=False, unique=True),
+    Column("key", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", _tz(), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", _tz(), nullable=False, server_default=func.now()),
+    Column("delivered_at", _tz()),
+    Column("last_error", Text),
+    Index("ix_outbox_pending", "key", "id", postgresql_where=text("delivered_at IS NULL")),
+)
+
+excuses = Table(
+    "excuses",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("session_id", Text, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),  # pending|accepted|rejected
+    Column("note", Text),
+    Column("window_start", _tz()),  # a technical claim's window to credit
+    Column("window_end", _tz()),
+    Column("submitted_at", _tz(), nullable=False),
+    Column("deadline", _tz(), nullable=False),
+    Column("decided_at", _tz()),
+    Column("created_at", _tz(), nullable=False, server_default=func.now()),
+    Index(
+        "uq_excuses_open",
+        "session_id",
+        "user_id",
+        unique=True,
+        postgresql_where=text("status <> 'rejected'"),
+    ),
+    Index("ix_excuses_user", "user_id"),
+)
+
+# Course items: video (checkpoints), reading, quiz, assignment (due, core), discussion,
+# recording (of `session_id`).
+items = Table(
+    "items",
+    metadata,
+    Column("course_id", Text, ForeignKey("courses.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("title", Text),
+    Column("required", Boolean, nullable=False, server_default="true"),
+    Column("core", Boolean, nullable=False, server_default="false"),
+    Column("due", _tz()),
+    Column("checkpoints", Integer, nullable=False, server_default="0"),
+    Column("duration_s", Float, nullable=False, server_default="0"),
+    Column("session_id", Text),
+    Column("updated_at", _tz(), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("course_id", "item_id"),
+    Index("ix_items_item", "item_id"),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("user_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("course_id", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("ts", _tz(), nullable=False),
+    Column("payload", Json, nullable=False),
+    PrimaryKeyConstraint("user_id", "event_id"),
+    Index("ix_activity_course_user", "course_id", "user_id"),
+)
+
+# Low-attendance warnings, raised once per course and learner per level (seed 000 §9).
+warnings = Table(
+    "warnings",
+    metadata,
+    Column("course_id", Text, ForeignKey("courses.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("raised_at", _tz(), nullable=False),
+    PrimaryKeyConstraint("course_id", "user_id", "level"),
+)
+
+final_scores = Table(
+    "final_scores",
+    metadata,
+    Column("course_id", Text, ForeignKey("courses.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("updated_at", _tz(), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("course_id", "user_id"),
 )
 
 

@@ -69,6 +69,12 @@ class Keys:
         """Sorted set: session id → when it is due for finalisation."""
         return f"{self.prefix}:{{svc}}:finalise"
 
+    @property
+    def unarchived(self) -> str:
+        """Set: session ids whose journals may hold entries not yet archived to PostgreSQL
+        (added by the journal writer after each write, removed by the archiver once drained)."""
+        return f"{self.prefix}:{{svc}}:unarchived"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:{{svc}}:lock:{name}"
 
