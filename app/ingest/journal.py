@@ -176,11 +176,11 @@ class JournalWriter:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if not self._pending:
                 if self._closing:
                     return
+                await self._wake.wait()
+                self._wake.clear()
                 continue
             batch, self._pending = self._pending, []
             try:

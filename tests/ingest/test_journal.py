@@ -39,3 +39,17 @@ async def test_one_batch_for_several_sessions_counts_each_sessions_new_events(
         assert [e["user_id"] for e in await journal(server, sids[2])] == ["u1", "u1", "u2"]
     finally:
         writer.cluster = False
+
+
+async def test_stop_writes_what_is_queued_and_returns(server: Server) -> None:
+    from app.ingest.journal import JournalWriter
+
+    res = server.resources
+    writer = JournalWriter(redis=res.redis, keys=res.keys, ttl_s=60)
+    await writer.start()
+    results: list[int | BaseException] = []
+    for i in range(3):
+        writer.submit("j-stop", [(entry(f"s{i}", "u1", float(i)), "x")], results.append)
+    await asyncio.wait_for(writer.stop(), 5)
+    assert results == [1, 1, 1]
+    assert len(await journal(server, "j-stop")) == 3
