@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             yield
         finally:
             await loops.stop()
+            await panel.stop_hubs(res)
             await writer.stop()
             await redis.aclose()
             await redis.connection_pool.disconnect()

@@ -63,10 +63,26 @@ class Server:
                 self.task.result()
             await asyncio.sleep(0.01)
 
-    async def stop(self) -> None:
+    async def stop(self, wait: float = 30.0) -> None:
         self.server.should_exit = True
-        if self.task is not None:
-            await self.task
+        if self.task is None:
+            return
+        done, _ = await asyncio.wait({self.task}, timeout=wait)
+        if not done:
+            # A shutdown that hangs is a bug: show where every task is stuck.
+            for task in asyncio.all_tasks():
+                print(f"--- {task.get_name()} {'cancelling' if task.cancelling() else ''}")
+                awaited: Any = task.get_coro()
+                while awaited is not None:
+                    frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+                    if frame is not None:
+                        code = frame.f_code
+                        print(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
+                    awaited = getattr(awaited, "cr_await", None) or getattr(
+                        awaited, "ag_await", None
+                    )
+            raise AssertionError(f"server did not stop within {wait} s")
+        self.task.result()
 
     @property
     def resources(self) -> Any:

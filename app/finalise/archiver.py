@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.kit import clock
 from app.kit.db import sessions
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.live.lifecycle import FINAL_STATUSES
 
@@ -309,6 +310,7 @@ async def loop(res: Resources, period_s: float = 0.2) -> None:
     arch = archiver(res)
     delay = period_s
     while True:
+        stop_if_cancelled()
         try:
             n = await arch.run_once()
             delay = period_s if not n else 0.0

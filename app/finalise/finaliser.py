@@ -39,6 +39,7 @@ from app.kit.db import (
     sessions,
     warnings,
 )
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.live.lifecycle import FINAL_STATUSES, publish_control
 from app.rules import outcome as rules_outcome
@@ -498,6 +499,7 @@ async def run_due(res: Resources) -> int:
 
 async def loop(res: Resources, period_s: float = 0.1) -> None:
     while True:
+        stop_if_cancelled()
         try:
             n = await run_due(res)
         except asyncio.CancelledError:

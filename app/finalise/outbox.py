@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.kit import clock
 from app.kit.db import outbox
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ async def loop(res: Resources, period_s: float = 0.2) -> None:
         return
     async with httpx.AsyncClient(timeout=10.0) as client:
         while True:
+            stop_if_cancelled()
             try:
                 sent = await deliver_due(res, client)
             except asyncio.CancelledError:

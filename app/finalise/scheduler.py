@@ -16,6 +16,7 @@ from app.finalise import partitions, retention
 from app.finalise.ledger import course_policy
 from app.kit import clock
 from app.kit.db import courses, sessions
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.live.lifecycle import end_session
 from app.rules.policy import PolicyError
@@ -72,6 +73,7 @@ class _CourseView:
 async def loop(res: Resources, period_s: float = 1.0) -> None:
     last_partitions = last_purge = float("-inf")
     while True:
+        stop_if_cancelled()
         try:
             now = clock.now()
             if now - last_partitions >= PARTITIONS_EVERY_S:

@@ -9,6 +9,7 @@ import orjson
 
 from app.ingest import live as ingest_live
 from app.ingest import sessions as directory
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 async def listen(res: Resources) -> None:
     """Apply control messages from any process to this one; reconnects after Redis faults."""
     while True:
+        stop_if_cancelled()
         try:
             async with res.redis.pubsub() as pubsub:
                 await pubsub.subscribe(res.keys.control)

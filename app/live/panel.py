@@ -27,6 +27,7 @@ from app.ingest.events import rules_event
 from app.kit import clock, metrics
 from app.kit.auth import TokenError, decode_token
 from app.kit.db import outages
+from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.rules import compliance
 from app.rules.evidence import Event, Window
@@ -170,6 +171,7 @@ class PanelHub:
     async def _listen(self) -> None:
         channel = self.res.keys.session(self.session_id).channel
         while True:
+            stop_if_cancelled()
             try:
                 async with self.res.redis.pubsub() as pubsub:
                     await pubsub.subscribe(channel)
@@ -187,6 +189,7 @@ class PanelHub:
         loop = asyncio.get_running_loop()
         next_full = loop.time() + FULL_REFRESH_S
         while True:
+            stop_if_cancelled()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_full - loop.time())):
                     await self.wake.wait()
@@ -389,6 +392,13 @@ class PanelHub:
     def _send_all(self, message: bytes) -> None:
         for sock in list(self.sockets):
             sock.send(message)
+
+
+async def stop_hubs(res: Resources) -> None:
+    """Stop every panel hub of this process (server shutdown)."""
+    for hub in list(res.extras.get("panel_hubs", {}).values()):
+        await hub.stop()
+    res.extras.get("panel_hubs", {}).clear()
 
 
 def hubs(res: Resources) -> dict[str, PanelHub]:
