@@ -127,6 +127,7 @@ class PanelHub:
         self.last_id = "0-0"
         self.views: dict[str, dict[str, Any]] = {}
         self.session_view: dict[str, Any] = {}
+        self.sent_session: dict[str, Any] = {}
         self.outage_view: dict[str, Any] = {}
         self.dirty: set[str] = set()
         self.presence_changed = True
@@ -152,6 +153,7 @@ class PanelHub:
                     await task
 
     def snapshot(self) -> bytes:
+        self.sent_session = self.session_view
         return orjson.dumps(
             {
                 "type": "snapshot",
@@ -382,7 +384,9 @@ class PanelHub:
             self.outage_view = outage
 
     def _broadcast(self, changed: list[dict[str, Any]]) -> None:
-        if changed:
+        """A delta when participants or the session itself (status, staffing, ...) changed."""
+        if changed or self.session_view != self.sent_session:
+            self.sent_session = self.session_view
             self._send_all(
                 orjson.dumps(
                     {"type": "delta", "participants": changed, "session": self.session_view}

@@ -163,3 +163,14 @@ class TestPanelFeed:
             assert (await api.post(f"/v1/sessions/{sid}/end")).status_code == 200
             message, _ = await until(pws, lambda m: m.get("session", {}).get("status") == "ended")
             assert message["type"] == "delta"
+            await until(pws, lambda m: m["type"] == "finalised", wait=10.0)
+
+    async def test_a_session_change_alone_is_a_delta(
+        self, server: Server, api: httpx.AsyncClient, sid: str
+    ) -> None:
+        await schedule(api, sid, learners=1)
+        async with panel(server, sid) as (pws, snapshot):
+            assert snapshot["session"]["status"] == "scheduled"
+            assert (await api.post(f"/v1/sessions/{sid}/end")).status_code == 200
+            message, _ = await until(pws, lambda m: m.get("session", {}).get("status") == "ended")
+            assert message["participants"] == []
