@@ -15,7 +15,7 @@ from app.ingest.journal import op_for
 from app.kit import metrics
 from app.kit.auth import ApiPrincipal
 from app.kit.problems import Problem, not_found
-from app.live.lifecycle import FINAL_STATUSES, schedule_finalisation
+from app.live.lifecycle import FINAL_STATUSES, mark_live, schedule_finalisation
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -57,6 +57,12 @@ async def import_events(
         )
     learners = {u for u, r in info.roles.items() if r == "learner"}
     added = await journal_trusted(res, session_id, good, learners)
+    joins = [e.ts for e in good if e.type == "join"]
+    if joins and info.status == "scheduled":
+        # Evidence of presence: the session is live from its first join (as a platform's
+        # `joined` webhook makes it), and ends automatically like any other.
+        await mark_live(res, session_id, min(joins), info.scheduled_end + info.policy.end_grace)
+        directory.forget(res, session_id)
     metrics.events_total.labels("import").inc(added)
     if info.status in FINAL_STATUSES:
         # Late evidence after finalisation makes a new revision.

@@ -303,6 +303,12 @@ class PanelHub:
     def _view(self, info: directory.SessionInfo, record: Record, now: float) -> dict[str, Any]:
         log_ = self.users.get(record.user_id)
         state = log_.state if log_ is not None else "never"
+        # The provisional outcome counts a connected participant as staying to the end; the
+        # panel shows the time present so far.
+        present_so_far = record.present_s
+        if state == "connected":
+            present_so_far -= max(0.0, info.scheduled_end - max(now, info.scheduled_start))
+        present_so_far = max(0.0, present_so_far)
         flags = list(record.flags)
         if "joined_late" in record.reasons:
             flags.append("late")
@@ -323,7 +329,7 @@ class PanelHub:
             "role": record.role,
             "state": state,
             "joined_at": clock.iso(record.first_join),
-            "present_s": round(record.present_s, 1),
+            "present_s": round(present_so_far, 1),
             "camera": camera,
             "engagements": record.engagements,
             "flags": sorted(set(flags)),

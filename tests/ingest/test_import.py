@@ -89,3 +89,18 @@ class TestRedisKeys:
         assert all(
             k.startswith(f"{prefix}:{{s:") or k.startswith(f"{prefix}:{{svc}}") for k in keys
         )
+
+
+async def test_imported_joins_make_a_scheduled_session_live(
+    server: Server, api: httpx.AsyncClient, sid: str
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    await schedule(api, sid, start=start)
+    r = await api.post(
+        f"/v1/sessions/{sid}/events",
+        json={"events": [ev("j", "join", "u1", start + timedelta(minutes=1))]},
+    )
+    assert r.status_code == 200
+    session = (await api.get(f"/v1/sessions/{sid}")).json()
+    assert session["status"] == "live"
+    assert session["started_at"] == iso(start + timedelta(minutes=1))[:23] + "Z"
