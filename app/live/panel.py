@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from sqlalchemy import select
 from starlette.websockets import WebSocketState
 
+from app.finalise import finaliser
 from app.ingest import sessions as directory
 from app.ingest.events import rules_event
 from app.kit import clock, metrics
@@ -30,7 +31,7 @@ from app.kit.db import outages
 from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.rules import compliance
-from app.rules.evidence import Event, Window
+from app.rules.evidence import Event, Window, event_order
 from app.rules.outage import detect_mass_drops, fault_ratio, union
 from app.rules.outcome import Participant, Record, SessionFacts, evaluate_session
 
@@ -43,6 +44,7 @@ COALESCE_S = 0.25
 FULL_REFRESH_S = 5.0
 SEND_QUEUE = 64  # messages waiting for one slow panel before it is closed
 PRESENCE = frozenset({"join", "leave", "drop"})
+OVERLAP_S = 300.0  # archived events this recent may still be in the journal too
 
 
 @dataclass
@@ -125,6 +127,8 @@ class PanelHub:
         self.gaps: list[Window] = []
         self.declared: list[Window] = []
         self.last_id = "0-0"
+        self.overlap: set[tuple[str, str]] | None = None
+        self.overlap_from = 0.0
         self.views: dict[str, dict[str, Any]] = {}
         self.session_view: dict[str, Any] = {}
         self.sent_session: dict[str, Any] = {}
@@ -139,7 +143,9 @@ class PanelHub:
 
     async def start(self) -> None:
         self.info = await directory.load(self.res, self.session_id, fresh=True)
+        await self._bootstrap()
         await self._read_new()
+        self.overlap = None
         await self._load_declared()
         self._evaluate(full=True)
         self.task = asyncio.create_task(self._run(), name=f"panel-{self.session_id}")
@@ -213,6 +219,27 @@ class PanelHub:
                 log.exception("panel refresh failed for %s", self.session_id)
             await asyncio.sleep(COALESCE_S)
 
+    async def _bootstrap(self) -> None:
+        """Start from the archived events in PostgreSQL: once archived, the Redis journal keeps
+        only a recent tail, so a hub that starts late in a session needs both."""
+        assert self.info is not None
+        async with self.res.engine.connect() as db:
+            events, gaps = await finaliser.load_events(db, self.session_id, self.info.policy)
+        events.sort(key=event_order)
+        for event in events:
+            self._add(event)
+        self.gaps.extend(gaps)
+        if events:
+            # Journal entries this old are archived already; newer ones may be in both.
+            self.overlap_from = events[-1].ts - OVERLAP_S
+            self.overlap = {(e.user_id, e.id) for e in events if e.ts >= self.overlap_from}
+
+    def _add(self, event: Event) -> None:
+        self.users.setdefault(event.user_id, UserLog()).add(event)
+        self.dirty.add(event.user_id)
+        if event.type in PRESENCE:
+            self.presence_changed = True
+
     async def _read_new(self) -> None:
         key = self.res.keys.session(self.session_id).journal
         while True:
@@ -223,6 +250,8 @@ class PanelHub:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                 body = orjson.loads(cast(dict[bytes, bytes], fields)[b"e"])
                 event = rules_event(body)
+                if self.overlap is not None and float(body.get("ts", 0.0)) < self.overlap_from:
+                    continue
                 if event is None:
                     if body.get("type") == "outage":
                         self.gaps.append(
@@ -230,10 +259,9 @@ class PanelHub:
                         )
                         self.presence_changed = True
                     continue
-                self.users.setdefault(event.user_id, UserLog()).add(event)
-                self.dirty.add(event.user_id)
-                if event.type in PRESENCE:
-                    self.presence_changed = True
+                if self.overlap is not None and (event.user_id, event.id) in self.overlap:
+                    continue
+                self._add(event)
             if len(entries) < 5000:
                 return
 
