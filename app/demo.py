@@ -82,7 +82,7 @@ class Script:
 def scripts(learners: int, rng: random.Random) -> dict[str, Script]:
     plan: dict[str, Script] = {}
     for i in range(learners):
-        plan[f"learner-{i + 1:02d}"] = Script(join=rng.uniform(0, 12), in_outage=i % 2 == 0)
+        plan[f"learner-{i + 1:02d}"] = Script(join=rng.uniform(0, 12), in_outage=i % 4 != 3)
     ids = list(plan)
     plan[ids[1]] = Script(join=rng.uniform(25, 45))  # late
     plan[ids[2]] = Script(join=rng.uniform(30, 50), engages=False)  # late, silent
@@ -212,22 +212,19 @@ async def instructor(ws_base: str, sid: str, secret: str, start: float) -> None:
         exp=time.time() + 3600,
         name="Dr. Salma Idris",
     )
-    with contextlib.suppress(Exception):
+    try:
         async with connect(f"{ws_base}/v1/live/{sid}?token={tok}", compression=None) as ws:
             interval = float(orjson.loads(await ws.recv())["heartbeat_interval_s"])
+            next_beat = 0.0
             while time.time() < start + DURATION_S + 5:
-                await _send(
-                    ws,
-                    {
-                        "id": secrets.token_hex(8),
-                        "type": "heartbeat",
-                        "camera": True,
-                        "mic": True,
-                        "visible": True,
-                    },
-                )
+                if time.time() >= next_beat:
+                    beat = {"id": secrets.token_hex(8), "type": "heartbeat", "camera": True}
+                    await _send(ws, beat)
+                    next_beat = time.time() + interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ws.recv(), interval)
+                    await asyncio.wait_for(ws.recv(), max(0.05, next_beat - time.time()))
+    except Exception as exc:
+        print(f"  instructor connection ended: {exc}", file=sys.stderr)
 
 
 def print_table(body: dict[str, Any], names: dict[str, str]) -> None:
