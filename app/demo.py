@@ -82,7 +82,7 @@ class Script:
 def scripts(learners: int, rng: random.Random) -> dict[str, Script]:
     plan: dict[str, Script] = {}
     for i in range(learners):
-        plan[f"learner-{i + 1:02d}"] = Script(join=rng.uniform(0, 12), in_outage=i % 4 != 3)
+        plan[f"learner-{i + 1:02d}"] = Script(join=rng.uniform(0, 12), in_outage=True)
     ids = list(plan)
     plan[ids[1]] = Script(join=rng.uniform(25, 45))  # late
     plan[ids[2]] = Script(join=rng.uniform(30, 50), engages=False)  # late, silent
@@ -303,7 +303,7 @@ async def simulate(base: str, admin_key: str, secret: str, learners: int, seed: 
 
         async def platform_fault() -> None:
             await asyncio.sleep(max(0.0, start + 120 - time.time()))
-            narrator.say("platform fault: half the class drops at once")
+            narrator.say("platform fault: most of the class drops at once")
             outage.set()
 
         tasks = [
