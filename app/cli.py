@@ -56,6 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.migrate import upgrade
 
+    if args.role:
+        os.environ["HADIR_ROLE"] = args.role
     with service_urls() as (db_url, _):
         upgrade(db_url)
         print(f"Hadir listening on http://{args.host}:{args.port}", file=sys.stderr)
@@ -67,6 +69,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             **uvicorn_options(),  # type: ignore[arg-type]
         )
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    """The background work without HTTP: archiver, finaliser, scheduler, LMS outbox."""
+    import signal
+
+    from app.main import create_app
+    from app.migrate import upgrade
+
+    os.environ["HADIR_ROLE"] = "worker"
+    with service_urls() as (db_url, _redis):
+        upgrade(db_url)
+        app = create_app(get_settings())
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with app.router.lifespan_context(app):
+                print(
+                    "hadir worker running (archiver, finaliser, scheduler, outbox)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                await stop.wait()
+
+        asyncio.run(run())
     return 0
 
 
@@ -141,7 +172,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="server processes")
+    s.add_argument(
+        "--role",
+        choices=("all", "ingest"),
+        default=None,
+        help="ingest: leave archiving and finalisation to `hadir worker` processes",
+    )
     s.set_defaults(func=cmd_serve)
+    w = sub.add_parser("worker", help="run the background work (archive, finalise) without HTTP")
+    w.set_defaults(func=cmd_worker)
     m = sub.add_parser("migrate", help="apply database migrations")
     m.set_defaults(func=cmd_migrate)
     k = sub.add_parser("keys", help="manage API keys")

@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         res = Resources(settings=settings, engine=engine, redis=redis, keys=keys, writer=writer)
         app.state.resources = res
         loops = Loops()
-        if background:
+        role = settings.role
+        if background and role in ("all", "ingest"):
             loops.start("control", control.listen(res))
             loops.start(
                 "heartbeat-sweeper", every("sweeper", 1.0, lambda: ingest_live.sweep_timeouts(res))
@@ -56,12 +57,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 "liveness",
                 every("liveness", settings.liveness_tick_s, lambda: ingest_live.liveness_tick(res)),
             )
+        if background and role in ("all", "worker"):
             loops.start("archiver", archiver.loop(res))
             loops.start("finaliser", finaliser.loop(res))
             loops.start("scheduler", scheduler.loop(res))
             loops.start("outbox", outbox.loop(res))
-            for name, starter in app.state.background_starters:
-                loops.start(name, starter(res))
         try:
             yield
         finally:
@@ -78,7 +78,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.background_starters = []
     problems.install(app)
     app.include_router(health.router)
     app.include_router(schedule.router)

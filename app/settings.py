@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     allowed_origins: str = Field(default="*", alias="HADIR_ALLOWED_ORIGINS")
 
     redis_prefix: str = Field(default="hadir", alias="HADIR_REDIS_PREFIX")
+    # all: ingest and the background work (archiver, finaliser, scheduler, outbox) in one
+    # process, as on a laptop; ingest / worker: split them across processes or hosts.
+    role: Literal["all", "ingest", "worker"] = Field(default="all", alias="HADIR_ROLE")
     journal_ttl_s: int = Field(default=14 * 86400, alias="HADIR_JOURNAL_TTL_S")
     archive_batch: int = Field(default=2000, gt=0, alias="HADIR_ARCHIVE_BATCH")
     archive_claim_idle_s: float = Field(default=30.0, gt=0, alias="HADIR_ARCHIVE_CLAIM_IDLE_S")

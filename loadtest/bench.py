@@ -30,6 +30,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from redis import Redis
 
+from loadtest import proc
+
 PY = sys.executable
 TOKEN_SECRET = "loadtest-token-secret-0123456789abcdef"
 ADMIN_KEY = "loadtest-admin-key"
@@ -69,12 +71,17 @@ def server_env(database_url: str, redis_url: str, prefix: str, **extra: str) -> 
 
 
 @contextlib.contextmanager
-def started(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[int]:
-    """A server subprocess pinned to core 0; yields its pid."""
+def started(
+    args: list[str], env: dict[str, str], health: str | None, log: Path, core: str = "0"
+) -> Iterator[int]:
+    """A server subprocess pinned to `core` (0: the server core); yields its pid."""
     with log.open("w") as out:
-        p = subprocess.Popen(["taskset", "-c", "0", *args], env=env, stdout=out, stderr=out)
+        p = subprocess.Popen(["taskset", "-c", core, *args], env=env, stdout=out, stderr=out)
         try:
-            wait_ready(health)
+            if health is not None:
+                wait_ready(health)
+            else:
+                time.sleep(3.0)
             yield p.pid
         finally:
             p.terminate()
@@ -207,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database", default="hadir_bench")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--role",
+        choices=("all", "ingest"),
+        default="all",
+        help="ingest: Hadir serves with --role ingest and a `hadir worker` (archiver, finaliser) "
+        "runs on the generator's core 1; its CPU per event is reported apart",
+    )
     a = p.parse_args(argv)
 
     db_url = ensure_database(a.pg, a.database)
@@ -233,12 +247,19 @@ def main(argv: list[str] | None = None) -> int:
                 logs / "echo.log",
             ) as echo_pid,
             started(
-                [PY, "-m", "app.cli", "serve", "--port", str(hadir_port)],
+                [PY, "-m", "app.cli", "serve", "--port", str(hadir_port), "--role", a.role],
                 env,
                 f"http://127.0.0.1:{hadir_port}/healthz",
                 logs / "hadir.log",
             ) as hadir_pid,
+            contextlib.ExitStack() as stack,
         ):
+            worker_pid = None
+            if a.role == "ingest":
+                worker_pid = stack.enter_context(
+                    started([PY, "-m", "app.cli", "worker"], env, None, logs / "worker.log", "1")
+                )
+                worker_cpu0 = proc.cpu_s(worker_pid)
             servers = {"echo": (echo_port, echo_pid), "hadir": (hadir_port, hadir_pid)}
 
             def point(rep: int, name: str | float, rate: float) -> float:
@@ -266,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
                 for rate in rates:
                     point(rep, rate, rate)
                 point(rep, "half", round(hadir_max / 2))
+            if worker_pid is not None:
+                time.sleep(3.0)  # let the archive catch up
+                acked = sum(int(r.get("acked", 0)) for r in results if r["target"] == "hadir")
+                worker_us = (proc.cpu_s(worker_pid) - worker_cpu0) * 1e6 / max(1, acked)
+                print(
+                    f"worker (archiver, finaliser) CPU: {worker_us:.1f} µs per acked event",
+                    file=sys.stderr,
+                )
     finally:
         r = Redis.from_url(a.redis_url)
         for key in r.scan_iter(match=f"{prefix}:*", count=1000):

@@ -7,16 +7,14 @@ the finaliser will.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from app.kit import clock
-from app.rules import policy as rules_policy
-from app.rules.evidence import Event
-from app.rules.outcome import Participant, SessionFacts, evaluate_session
-from tests.support import Server, journal, schedule
+from tests.support import Server, schedule
 from tests.webhooks.helpers import post_zoom, zoom_event
 from tests.webhooks.test_zoom import ROSTER, meeting_id
 
@@ -102,44 +100,27 @@ async def test_zoom_class_produces_policy_records(
     assert session["status"] == "ended"
     assert clock.parse_iso(session["ended_at"]) == s + 60 * M
 
-    entries = await journal(server, sid)
-    events = [
-        Event(
-            id=e["id"],
-            user_id=e["user_id"],
-            type=e["type"],
-            ts=e["ts"],
-            conn=e["conn"],
-            reason=e.get("reason"),
-        )
-        for e in entries
-    ]
-    facts = SessionFacts(
-        session_id=sid,
-        kind="class",
-        mode="online",
-        start=s,
-        duration_s=60 * M,
-        ended_at=clock.parse_iso(session["ended_at"]),
-        camera_required=False,
-        roster=tuple(Participant(p["user_id"], p["role"]) for p in ROSTER),
-    )
-    policy = rules_policy.resolve("platform", {"min_engagements": 0})
-    outcome = evaluate_session(facts, events, policy)
-    records = {r.user_id: r for r in outcome.records}
+    # The session was ended by meeting.ended; the finaliser publishes the records.
+    for _ in range(100):
+        r = await api.get(f"/v1/sessions/{sid}/attendance")
+        if r.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status_code == 200, r.text
+    records = {rec["user_id"]: rec for rec in r.json()["records"]}
 
     # u1: on time, dropped at 20:00 and back at 20:30 (within the 60 s grace): credited whole.
-    assert (records["u1"].status, records["u1"].credit) == ("present", 1.0)
-    assert records["u1"].connected_s == 57.5 * M
-    assert records["u1"].present_s == 58 * M
+    assert (records["u1"]["status"], records["u1"]["credit"]) == ("present", 1.0)
+    assert records["u1"]["connected_s"] == 57.5 * M
+    assert records["u1"]["present_s"] == 58 * M
     # u2: joined at 15:00, after `late_after` (10m).
-    assert (records["u2"].status, records["u2"].credit) == ("late", 0.5)
-    assert records["u2"].reasons == ("joined_late",)
+    assert (records["u2"]["status"], records["u2"]["credit"]) == ("late", 0.5)
+    assert records["u2"]["reasons"] == ["joined_late"]
     # u3: left at 40:00, before 80% of the class.
-    assert (records["u3"].status, records["u3"].credit) == ("absent", 0.0)
-    assert records["u3"].reasons == ("left_before_cutoff",)
-    assert records["teacher"].status == "present"
+    assert (records["u3"]["status"], records["u3"]["credit"]) == ("absent", 0.0)
+    assert records["u3"]["reasons"] == ["left_before_cutoff"]
+    assert records["teacher"]["status"] == "present"
     # The visitor is a guest: recorded, never a learner.
-    guests = [r for r in outcome.records if r.role == "guest"]
-    assert [g.user_id for g in guests] == ["guest:zoom:pu-g"]
-    assert guests[0].connected_s == 27 * M
+    guests = [rec for rec in records.values() if rec["role"] == "guest"]
+    assert [g["user_id"] for g in guests] == ["guest:zoom:pu-g"]
+    assert guests[0]["connected_s"] == 27 * M

@@ -1,0 +1,47 @@
+"""Process roles: ingest-only servers leave archiving and finalisation to workers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from app.main import create_app
+from tests.conftest import make_settings
+from tests.support import ADMIN_KEY, Server, iso, schedule
+
+
+async def test_an_ingest_server_does_not_finalise_and_a_worker_does(
+    database: str, redis_prefix: str
+) -> None:
+    prefix = f"{redis_prefix}-roles"
+    ingest = Server(make_settings(database, prefix, HADIR_ROLE="ingest"))
+    await ingest.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=ingest.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as api:
+            sid = "roles-1"
+            start = datetime.now(UTC) - timedelta(minutes=30)
+            await schedule(api, sid, start=start, course_id="roles-course")
+            join = {"id": "j", "type": "join", "user_id": "u1", "ts": iso(start)}
+            await api.post(f"/v1/sessions/{sid}/events", json={"events": [join]})
+            await api.post(f"/v1/sessions/{sid}/end")
+            await asyncio.sleep(1.5)  # past the finalise delay: nobody finalises
+            assert (await api.get(f"/v1/sessions/{sid}/attendance")).status_code == 409
+
+            worker = create_app(make_settings(database, prefix, HADIR_ROLE="worker"))
+            async with worker.router.lifespan_context(worker):
+                for _ in range(100):
+                    r = await api.get(f"/v1/sessions/{sid}/attendance")
+                    if r.status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            record = next(x for x in r.json()["records"] if x["user_id"] == "u1")
+            # Joined at the start and connected until the end 30 minutes in, never engaged.
+            assert (record["status"], record["reasons"]) == ("partial", ["no_engagement"])
+            assert abs(record["connected_s"] - 1800) < 10
+    finally:
+        await ingest.stop()
