@@ -7,6 +7,7 @@ and its own Redis key prefix. Set TEST_POSTGRES_URL / TEST_REDIS_URL to use othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -38,22 +39,38 @@ def _dsn(database: str) -> str:
     return f"{base}/{database}"
 
 
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database built with `alembic upgrade head`, dropped afterwards."""
+    name = f"hadir_test_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = "postgresql+asyncpg://" + _dsn(name).split("://", 1)[1]
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database() -> Iterator[str]:
-    name = f"hadir_test_{secrets.token_hex(4)}"
+    with fresh_database() as url:
+        yield url
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = "postgresql+asyncpg://" + _dsn(name).split("://", 1)[1]
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    """A database no other server of the test run works on (for background-work tests)."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,10 @@ from tests.support import ADMIN_KEY, Server, iso, schedule
 
 
 async def test_an_ingest_server_does_not_finalise_and_a_worker_does(
-    database: str, redis_prefix: str
+    own_database: str, redis_prefix: str
 ) -> None:
+    # Its own database: the run's shared server (role "all") would finalise the session.
+    database = own_database
     prefix = f"{redis_prefix}-roles"
     ingest = Server(make_settings(database, prefix, HADIR_ROLE="ingest"))
     await ingest.start()
