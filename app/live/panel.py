@@ -40,7 +40,7 @@ router = APIRouter()
 
 PANEL_ROLES = frozenset({"instructor", "assistant", "observer"})
 STAFF_ROLES = frozenset({"instructor", "assistant", "mentor"})
-COALESCE_S = 0.25
+COALESCE_S = 0.1  # deltas at most every 100 ms (the contract allows 1 s)
 FULL_REFRESH_S = 5.0
 SEND_QUEUE = 64  # messages waiting for one slow panel before it is closed
 PRESENCE = frozenset({"join", "leave", "drop"})
