@@ -120,3 +120,40 @@ async def test_redis_down_past_the_retry_budget_closes_1011_and_clients_come_bac
         await verify(redis_server.url, "fault", c.participants)
     finally:
         await server.stop()
+
+
+async def test_an_open_panel_resyncs_after_redis_restarts(
+    database: str, redis_server: RedisProcess
+) -> None:
+    import httpx
+    import orjson
+    from websockets.asyncio.client import connect
+
+    from tests.support import ADMIN_KEY, schedule, token
+
+    server = ServeProcess(database, redis_server.url, "fault")
+    await server.start()
+    try:
+        [sid] = session_ids(1)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as api:
+            await schedule(api, sid, learners=2, course_id=f"c-{sid}")
+        ws = server.url.replace("http", "ws")
+        teacher = token("teacher", sid, "instructor")
+        async with connect(f"{ws}/v1/live/{sid}/panel?token={teacher}") as panel:
+            assert orjson.loads(await panel.recv())["type"] == "snapshot"
+            redis_server.kill()
+            await asyncio.sleep(2)
+            redis_server.start()
+            # A learner who joins after the restart shows up on the same, still open panel.
+            async with connect(f"{ws}/v1/live/{sid}?token={token('u2', sid)}") as learner:
+                assert orjson.loads(await learner.recv())["type"] == "welcome"
+                async with asyncio.timeout(10):
+                    while True:
+                        message = orjson.loads(await panel.recv())
+                        people = {p["user_id"]: p for p in message.get("participants", [])}
+                        if people.get("u2", {}).get("state") == "connected":
+                            break
+    finally:
+        await server.stop()
