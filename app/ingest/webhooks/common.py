@@ -14,6 +14,7 @@ from fastapi import Request
 
 from app.ingest.events import Entry, import_entries
 from app.ingest.journal import op_for
+from app.ingest.webhooks import mapping
 from app.ingest.webhooks.mapping import Target
 from app.kit import clock, metrics
 from app.kit.problems import Problem
@@ -162,3 +163,31 @@ def platform_entry(
     entry.ts = ts  # full precision; the ISO form above carries milliseconds
     entry.fields.update({k: v for k, v in extra.items() if v is not None})
     return entry
+
+
+def event_time(provider: str, at: float | None) -> float:
+    """The platform's time of an event; an event without one is refused (400)."""
+    if at is None:
+        metrics.webhooks_total.labels(provider, "invalid").inc()
+        raise Problem(400, "invalid_payload", "the event carries no time")
+    return at
+
+
+async def route(
+    res: Resources, provider: str, refs: Sequence[str], at: float, lifecycle: str | None
+) -> tuple[Target | None, dict[str, Any] | None]:
+    """Map a platform event to its session by its meeting refs and time. Unknown meetings and
+    the meeting's own lifecycle (`started`, `ended`) are answered here: the answer comes back
+    as the second value, and a participant event gets (target, None) to journal."""
+    target = await mapping.resolve_session(res, provider, list(refs), at)
+    if target is None:
+        return None, ack(provider, "unknown_meeting")
+    if lifecycle == "started":
+        await started(res, target, at)
+        return target, ack(provider, "accepted", session_id=target.session_id)
+    if lifecycle == "ended":
+        done = await ended(res, target, at)
+        return target, ack(
+            provider, "accepted" if done else "ignored", session_id=target.session_id
+        )
+    return target, None

@@ -80,19 +80,12 @@ async def handle(request: Request, res: Resources) -> dict[str, Any]:
         at = joined_ms / 1000.0 if joined_ms else _seconds(part.get("joinedAt")) or created
     else:
         at = created
-    if at is None:
-        metrics.webhooks_total.labels(PROVIDER, "invalid").inc()
-        raise Problem(400, "invalid_payload", "the event carries no time (createdAt)")
     refs = [r for r in (_text(room.get("name")), _text(room.get("sid"))) if r]
-    target = await mapping.resolve_session(res, PROVIDER, refs, at)
-    if target is None:
-        return common.ack(PROVIDER, "unknown_meeting")
-    if event == "room_started":
-        await common.started(res, target, at)
-        return common.ack(PROVIDER, "accepted", session_id=target.session_id)
-    if event == "room_finished":
-        done = await common.ended(res, target, at)
-        return common.ack(PROVIDER, "accepted" if done else "ignored", session_id=target.session_id)
+    lifecycle = {"room_started": "started", "room_finished": "ended"}.get(str(event))
+    at = common.event_time(PROVIDER, at)
+    target, answer = await common.route(res, PROVIDER, refs, at, lifecycle)
+    if answer is not None or target is None:
+        return answer or common.ack(PROVIDER, "unknown_meeting")
 
     kind = KINDS[str(event)]
     identity = _text(part.get("identity"))

@@ -147,19 +147,12 @@ async def _meeting_event(
         at = _time(part.get("join_time")) or _event_ts(doc)
     else:
         at = _time(part.get("leave_time")) or _event_ts(doc)
-    if at is None:
-        metrics.webhooks_total.labels(PROVIDER, "invalid").inc()
-        raise Problem(400, "invalid_payload", "the event carries no time")
     refs = [r for r in (_text(obj.get("id")), _text(obj.get("uuid"))) if r]
-    target = await mapping.resolve_session(res, PROVIDER, refs, at)
-    if target is None:
-        return common.ack(PROVIDER, "unknown_meeting")
-    if event == "meeting.started":
-        await common.started(res, target, at)
-        return common.ack(PROVIDER, "accepted", session_id=target.session_id)
-    if event == "meeting.ended":
-        done = await common.ended(res, target, at)
-        return common.ack(PROVIDER, "accepted" if done else "ignored", session_id=target.session_id)
+    lifecycle = {"meeting.started": "started", "meeting.ended": "ended"}.get(str(event))
+    at = common.event_time(PROVIDER, at)
+    target, answer = await common.route(res, PROVIDER, refs, at, lifecycle)
+    if answer is not None or target is None:
+        return answer or common.ack(PROVIDER, "unknown_meeting")
 
     kind = "join"
     reason = _text(part.get("leave_reason"))
