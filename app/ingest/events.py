@@ -204,13 +204,6 @@ def import_entries(
     return good, bad
 
 
-def entry_from_journal(raw: bytes | str) -> dict[str, Any]:
-    """Decode a journal payload."""
-    value = orjson.loads(raw)
-    assert isinstance(value, dict)
-    return value
-
-
 def rules_event(entry: dict[str, Any]) -> RulesEvent | None:
     """A journal (or archived) entry as the rules engine's event; None for system entries."""
     etype = entry.get("type")

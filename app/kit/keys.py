@@ -19,16 +19,6 @@ class SessionKeys:
     channel: str  # pub/sub: "new journal entries" notifications
     platform_ends: str  # hash: `conn|user_id` → latest platform leave/drop time (webhooks)
 
-    def all(self) -> tuple[str, ...]:
-        return (
-            self.journal,
-            self.seen,
-            self.conns,
-            self.online,
-            self.learners,
-            self.platform_ends,
-        )
-
 
 class Keys:
     """Key names under one prefix (several deployments or test runs can share one Redis).
@@ -74,9 +64,6 @@ class Keys:
         """Set: session ids whose journals may hold entries not yet archived to PostgreSQL
         (added by the journal writer after each write, removed by the archiver once drained)."""
         return f"{self.prefix}:{{svc}}:unarchived"
-
-    def lock(self, name: str) -> str:
-        return f"{self.prefix}:{{svc}}:lock:{name}"
 
     @property
     def control(self) -> str:
