@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, BackgroundTasks, Depends, Path
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,11 +13,12 @@ from starlette.responses import Response
 from app.api.deps import DbDep, ResourcesDep, require
 from app.api.schemas import CancelIn, CourseIn, Id, OutageIn, SessionIn
 from app.finalise.finaliser import request_revision
+from app.ingest import sessions as directory
 from app.kit import clock
 from app.kit.auth import ApiPrincipal
 from app.kit.db import courses, outages, roster, session_refs, sessions
 from app.kit.problems import Problem, not_found
-from app.live.lifecycle import FINAL_STATUSES, end_session
+from app.live.lifecycle import FINAL_STATUSES, announce_ended, end_session
 from app.rules import policy as rules_policy
 
 router = APIRouter(prefix="/v1", tags=["schedule"])
@@ -188,7 +189,7 @@ async def put_session(
             insert(session_refs),
             [{"provider": p, "ref": r, "session_id": session_id} for p, r in sorted(refs)],
         )
-    res.extras.get("session_cache", {}).pop(session_id, None)
+    directory.forget(res, session_id)
     return await session_out(db, session_id)
 
 
@@ -201,12 +202,14 @@ async def get_session(
 
 @router.post("/sessions/{session_id}/end", summary="End a session now; finalisation follows")
 async def post_end(
-    session_id: PathId, db: DbDep, _: ScheduleWriter, res: ResourcesDep
+    session_id: PathId, db: DbDep, _: ScheduleWriter, res: ResourcesDep, after: BackgroundTasks
 ) -> dict[str, Any]:
     try:
         ended, status = await end_session(res, db, session_id, reason="api")
     except LookupError:
         raise not_found("session", session_id) from None
+    if ended:
+        after.add_task(announce_ended, res, session_id)  # runs after the commit
     return {"id": session_id, "status": status, "already_ended": not ended}
 
 
@@ -215,7 +218,12 @@ async def post_end(
     summary="Cancel a session (consultations: by a learner, with or without notice)",
 )
 async def post_cancel(
-    session_id: PathId, body: CancelIn, db: DbDep, _: ScheduleWriter, res: ResourcesDep
+    session_id: PathId,
+    body: CancelIn,
+    db: DbDep,
+    _: ScheduleWriter,
+    res: ResourcesDep,
+    after: BackgroundTasks,
 ) -> dict[str, Any]:
     """seed 000 §8: a learner's cancellation at least `cancel_notice` before the start is
     refunded or rescheduled; a later one counts the session in full (`forfeited`). A
@@ -254,7 +262,9 @@ async def post_cancel(
     if row.status in FINAL_STATUSES:
         await request_revision(res, db, session_id)
     elif whole and row.status != "ended":
-        _ended, status = await end_session(res, db, session_id, reason="cancelled", at=clock.now())
+        ended, status = await end_session(res, db, session_id, reason="cancelled", at=clock.now())
+        if ended:
+            after.add_task(announce_ended, res, session_id)  # runs after the commit
     return {
         "id": session_id,
         "status": status,

@@ -18,7 +18,7 @@ from app.kit import clock
 from app.kit.db import courses, sessions
 from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
-from app.live.lifecycle import end_session
+from app.live.lifecycle import announce_ended, end_session
 from app.rules.policy import PolicyError
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ async def end_overdue(res: Resources, now: float | None = None) -> list[str]:
             except LookupError:
                 continue
         if done:
+            await announce_ended(res, row.id)
             ended.append(row.id)
     return ended
 

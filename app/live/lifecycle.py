@@ -45,7 +45,8 @@ async def mark_live(res: Resources, session_id: str, at: float, live_until: floa
 async def end_session(
     res: Resources, conn: AsyncConnection, session_id: str, *, reason: str, at: float | None = None
 ) -> tuple[bool, str]:
-    """End a session now (or at `at`). Returns (ended by this call, status after)."""
+    """End a session now (or at `at`) in the caller's transaction; once it has committed,
+    the caller announces it with `announce_ended`. Returns (ended by this call, status after)."""
     at = clock.now() if at is None else at
     row = (
         await conn.execute(
@@ -70,8 +71,14 @@ async def end_session(
     )
     await schedule_finalisation(res, session_id, due)
     await res.redis.zrem(res.keys.live_sessions, session_id)
-    await publish_control(res, "ended", session_id)
     return True, "ended"
+
+
+async def announce_ended(res: Resources, session_id: str) -> None:
+    """Tell every server process that the session ended (they close its live connections and
+    reload its status). Called after the transaction of `end_session` has committed: a process
+    that reloads the session earlier would cache its old status."""
+    await publish_control(res, "ended", session_id)
 
 
 async def schedule_finalisation(res: Resources, session_id: str, due: float) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
+from app.ingest import sessions as directory
 from app.ingest.events import Entry, import_entries
 from app.ingest.journal import op_for
 from app.ingest.webhooks import mapping
@@ -19,7 +20,13 @@ from app.ingest.webhooks.mapping import Target
 from app.kit import clock, metrics
 from app.kit.problems import Problem
 from app.kit.resources import Resources
-from app.live.lifecycle import FINAL_STATUSES, end_session, mark_live, schedule_finalisation
+from app.live.lifecycle import (
+    FINAL_STATUSES,
+    announce_ended,
+    end_session,
+    mark_live,
+    schedule_finalisation,
+)
 
 MAX_BODY_BYTES = 1024 * 1024  # platforms send a few KiB; 1 MiB bounds the memory of a request
 ENDS = frozenset({"leave", "drop"})
@@ -118,7 +125,7 @@ async def started(res: Resources, target: Target, at: float) -> None:
     if target.status != "scheduled":
         return
     await mark_live(res, target.session_id, at, target.scheduled_end + target.end_grace)
-    res.extras.get("session_cache", {}).pop(target.session_id, None)
+    directory.forget(res, target.session_id)
 
 
 async def ended(res: Resources, target: Target, at: float) -> bool:
@@ -131,7 +138,9 @@ async def ended(res: Resources, target: Target, at: float) -> bool:
         return False
     async with res.engine.begin() as db:
         done, _ = await end_session(res, db, target.session_id, reason="platform", at=at)
-    res.extras.get("session_cache", {}).pop(target.session_id, None)
+    directory.forget(res, target.session_id)
+    if done:
+        await announce_ended(res, target.session_id)
     return done
 
 
