@@ -136,10 +136,25 @@ def drive(target: str, port: int, pid: int, prefix: str, redis_url: str, **kw: A
     ]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
+    cpu0 = redis_cpu_s(redis_url)
     subprocess.run(cmd, check=False, timeout=300)
     result = json.loads(out.read_text())
     out.unlink()
+    # The whole run's Redis CPU (warm-up and checks included) over the measured window's events:
+    # an upper bound, comparable between runs of the same shape.
+    acked = max(1, int(result.get("acked") or 0))
+    result["redis_cpu_us_per_event"] = (redis_cpu_s(redis_url) - cpu0) * 1e6 / acked
     return result
+
+
+def redis_cpu_s(redis_url: str) -> float:
+    """User + system CPU seconds of the Redis server, from INFO."""
+    r = Redis.from_url(redis_url)
+    try:
+        info = r.info("cpu")
+    finally:
+        r.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def median(values: list[float]) -> float:
@@ -221,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         help="ingest: Hadir serves with --role ingest and a `hadir worker` (archiver, finaliser) "
         "runs on the generator's core 1; its CPU per event is reported apart",
     )
+    p.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="run `hadir worker` at this nice level (background work yields to live ingest)",
+    )
     a = p.parse_args(argv)
 
     db_url = ensure_database(a.pg, a.database)
@@ -257,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             worker_pid = None
             if a.role == "ingest":
                 worker_pid = stack.enter_context(
-                    started([PY, "-m", "app.cli", "worker"], env, None, logs / "worker.log", "1")
+                    started(
+                        ["nice", "-n", str(a.worker_nice), PY, "-m", "app.cli", "worker"],
+                        env,
+                        None,
+                        logs / "worker.log",
+                        "1",
+                    )
                 )
                 worker_cpu0 = proc.cpu_s(worker_pid)
             servers = {"echo": (echo_port, echo_pid), "hadir": (hadir_port, hadir_pid)}
@@ -275,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"[{a.label} rep {rep}] {target:5} offered {rate or 'max':>7}: "
                         f"{r['events_per_s']:8.0f} ev/s p99 {r['ack_p99_ms']:6.1f} ms "
                         f"{r['server_cpu_us_per_event']:5.1f} µs/ev "
+                        f"(redis {r['redis_cpu_us_per_event']:5.1f}) "
                         f"lost={check.get('lost', '-')} twice={check.get('counted_twice', '-')}",
                         file=sys.stderr,
                     )
