@@ -26,7 +26,7 @@ from starlette.websockets import WebSocketState
 from app.ingest import sessions as directory
 from app.ingest.events import MAX_BATCH, Entry, EventError, parse_event
 from app.ingest.journal import op_for
-from app.kit import clock, metrics
+from app.kit import clock, eager, metrics
 from app.kit.auth import TokenError, decode_token
 from app.kit.resources import Resources
 from app.live.lifecycle import ENDED_STATUSES, mark_live
@@ -94,28 +94,47 @@ class LiveConnection:
             metrics.duplicates_total.inc(len(ids) - result)
         self.unsent.extend(ids)
         if self.flusher is None:
-            self.flusher = asyncio.get_running_loop().create_task(self.flush())
+            self.send_acks()
 
-    async def flush(self) -> None:
-        """Send the acks of everything durable so far, coalesced into one frame."""
+    def send_acks(self) -> None:
+        """Send one ack frame for everything durable so far, right here in the writer's
+        callback: a socket that takes the bytes completes the send without suspending (no task,
+        no timer). Only a send that has to wait for the client to read goes on in the flusher
+        task, which gives the client `MAX_UNACKED_SEND_S` to read."""
+        while self.unsent and self.flusher is None:
+            ids, self.unsent = self.unsent, []
+            data = b'{"type":"ack","ids":' + orjson.dumps(ids) + b"}"
+            try:
+                rest = eager.start(self.ws.send_text(data.decode()))
+            except Exception as exc:  # the socket is gone: the reader sees the disconnect
+                log.debug("ack to %s failed: %s", self.conn, exc)
+                return
+            if rest is None:
+                self.acked(len(ids))
+            else:
+                self.flusher = asyncio.get_running_loop().create_task(self._finish(rest, len(ids)))
+
+    async def _finish(self, send: eager.Continuation, n: int) -> None:
         try:
-            while self.unsent:
-                ids, self.unsent = self.unsent, []
-                data = b'{"type":"ack","ids":' + orjson.dumps(ids) + b"}"
-                try:
-                    await _send_raw(self.ws, data)
-                except TimeoutError:
-                    # A client that stops reading must not hold its connection forever.
-                    self.failure = TimeoutError("client stopped reading")
-                    if self.reader is not None:
-                        self.reader.cancel()
-                    return
-                self.pending -= len(ids)
-                self.wake()
+            async with asyncio.timeout(MAX_UNACKED_SEND_S):
+                await send
+        except TimeoutError:
+            # A client that stops reading must not hold its connection forever.
+            self.failure = TimeoutError("client stopped reading")
+            if self.reader is not None:
+                self.reader.cancel()
+            return
         except Exception as exc:  # the socket is gone: the reader sees the disconnect
             log.debug("ack to %s failed: %s", self.conn, exc)
+            return
         finally:
             self.flusher = None
+        self.acked(n)
+        self.send_acks()
+
+    def acked(self, n: int) -> None:
+        self.pending -= n
+        self.wake()
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -293,8 +312,8 @@ async def _serve(res: Resources, c: LiveConnection) -> int:
     """Read frames until the connection closes; returns the close code.
 
     Frames are submitted to the shared journal writer without waiting for them: the writer's
-    callback queues their ids and the connection's flusher sends one ack for all that became
-    durable together, so an ack still only ever follows durability. At most `MAX_PENDING`
+    callback sends the connection one ack for all of its events that became durable together,
+    so an ack still only ever follows durability. At most `MAX_PENDING`
     events of a connection wait for their ack; beyond that the reader stops reading (and
     uvicorn stops reading the socket), so a flooding or non-reading client holds bounded memory.
     """

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
+import socket
 from typing import Any
 
 import httpx
@@ -11,7 +14,18 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import Server, journal, live, recv_json, schedule, send_json, token
+from app.ingest import live as live_module
+from tests.conftest import make_settings
+from tests.support import (
+    ADMIN_KEY,
+    Server,
+    journal,
+    live,
+    recv_json,
+    schedule,
+    send_json,
+    token,
+)
 
 
 async def close_code(server: Server, path: str, **kwargs: Any) -> tuple[int, str]:
@@ -302,5 +316,61 @@ class TestCloseCodes:
             assert code[0] == 4403
             async with connect(f"{srv.ws}{path}", origin="https://lms.example") as ws:  # type: ignore[arg-type]
                 assert orjson.loads(await ws.recv())["type"] == "welcome"
+        finally:
+            await srv.stop()
+
+
+class TestClientsThatStopReading:
+    async def test_a_client_that_stops_reading_its_acks_is_dropped(
+        self, database: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Acks normally go out without suspending; once the client's socket stops taking
+        them, the send waits at most MAX_UNACKED_SEND_S, then the connection is a drop."""
+        monkeypatch.setattr(live_module, "MAX_UNACKED_SEND_S", 1.0)
+        srv = Server(make_settings(database, redis_prefix, HADIR_RATE_LIMIT_PER_S=1e6))
+        await srv.start()
+        sid = f"s-{secrets.token_hex(5)}"
+        try:
+            async with httpx.AsyncClient(
+                base_url=srv.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+            ) as api:
+                await schedule(api, sid)
+            # A tiny receive buffer, and the client stops reading after one queued message.
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", srv.port))
+            url = f"{srv.ws}/v1/live/{sid}?token={token('u1', sid)}"
+            async with (
+                live(srv, sid, "u2") as (calm, _),
+                connect(url, sock=sock, compression=None, max_queue=1, close_timeout=1) as stuck,
+            ):
+
+                async def calm_heartbeats() -> None:
+                    for n in itertools.count():
+                        await send_json(calm, hb(f"calm-{n}"))
+                        assert (await recv_json(calm, wait=1.0))["ids"] == [f"calm-{n}"]
+                        await asyncio.sleep(0.2)
+
+                calm_task = asyncio.create_task(calm_heartbeats())
+                long_id = "x" * 100
+                for frame in range(200):  # frames of ~40 KB, acks of ~30 KB, never read
+                    batch = [hb(f"{long_id}-{frame}-{i}") for i in range(250)]
+                    try:
+                        await asyncio.wait_for(send_json(stuck, batch), 0.5)
+                    except (TimeoutError, ConnectionClosed):
+                        break  # the server stopped reading too: at most 512 unacked events
+                conn_of_u1 = None
+                for _ in range(100):
+                    events = await journal(srv, sid)
+                    ends = [e for e in events if e["user_id"] == "u1" and e["type"] == "drop"]
+                    if ends:
+                        assert ends[0]["reason"] == "abnormal"
+                        conn_of_u1 = ends[0]["conn"]
+                        break
+                    await asyncio.sleep(0.1)
+                assert conn_of_u1 is not None, "the stuck client was never dropped"
+                # The other participant was never held up.
+                assert not calm_task.done(), calm_task
+                calm_task.cancel()
         finally:
             await srv.stop()
