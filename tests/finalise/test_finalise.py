@@ -24,6 +24,8 @@ from tests.finalise.helpers import (
     by_user,
     class_events,
     end,
+    ended_class,
+    finalised_class,
     import_events,
     past_start,
 )
@@ -72,11 +74,7 @@ class TestImportedSession:
         assert all(r["revision"] == 1 for r in body["records"])
 
     async def test_csv_and_etag(self, server: Server, api: httpx.AsyncClient, sid: str) -> None:
-        start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        await attendance(api, sid)
+        await finalised_class(api, sid, past_start())
         r = await api.get(f"/v1/sessions/{sid}/attendance")
         tag = r.headers["etag"]
         again = await api.get(f"/v1/sessions/{sid}/attendance", headers={"If-None-Match": tag})
@@ -101,10 +99,7 @@ class TestImportedSession:
         self, server: Server, api: httpx.AsyncClient, sid: str
     ) -> None:
         start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        first = await attendance(api, sid)
+        first = await finalised_class(api, sid, start)
         late = [
             {"id": "j3", "type": "join", "user_id": "u3", "ts": at(start, 1)},
             {"id": "e3", "type": "engagement", "kind": "chat", "user_id": "u3", "ts": at(start, 2)},
@@ -229,10 +224,7 @@ class TestExactlyOnce:
     async def test_racing_finalisers_make_one_result(
         self, server: Server, api: httpx.AsyncClient, sid: str
     ) -> None:
-        start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
+        await ended_class(api, sid, past_start())
         res = server.resources
         far = datetime.now(UTC).timestamp() + 60
         outcomes = await asyncio.gather(

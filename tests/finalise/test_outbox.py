@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from app.migrate import upgrade
 from tests.conftest import PG, _dsn, make_settings
-from tests.finalise.helpers import attendance, class_events, end, import_events, past_start
-from tests.support import ADMIN_KEY, Server, free_port, schedule
+from tests.finalise.helpers import attendance, finalised_class, past_start
+from tests.support import ADMIN_KEY, Server, free_port
 
 SECRET_BYTES = secrets.token_bytes(24)
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
@@ -103,11 +103,7 @@ async def test_lms_down_then_up_drains_everything_in_order(
     async with httpx.AsyncClient(
         base_url=server.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
     ) as api:
-        start = past_start()
-        await schedule(api, sid, start=start, course_id="lms-course")
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        await attendance(api, sid)
+        await finalised_class(api, sid, past_start(), course_id="lms-course")
         r = await api.post(
             "/v1/excuses", json={"user_id": "u3", "session_id": sid, "category": "medical"}
         )
