@@ -28,6 +28,7 @@ from tests.support import (
     WEBHOOK_SECRET,
     ZOOM_SECRET,
     Server,
+    admin_client,
 )
 
 PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -121,9 +122,7 @@ async def server(settings: Settings) -> AsyncIterator[Server]:
 
 @pytest.fixture
 async def api(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as client:
+    async with admin_client(server.http) as client:
         yield client
 
 

@@ -105,6 +105,13 @@ def token(
     )
 
 
+def admin_client(base_url: str) -> httpx.AsyncClient:
+    """An HTTP client that sends the admin key."""
+    return httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    )
+
+
 def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
