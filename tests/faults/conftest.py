@@ -1,7 +1,9 @@
-"""Fixtures of the fault tests: a Redis key prefix of their own, cleaned afterwards."""
+"""Fixtures of the fault tests: a Redis key prefix of their own, cleaned afterwards, and
+`hadir serve` processes on it."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -9,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import REDIS
+from tests.faults.support import Serve, ServeProcess
 
 
 @pytest.fixture
@@ -20,3 +23,24 @@ async def prefix() -> AsyncIterator[str]:
     async for key in r.scan_iter(match=f"{value}:*", count=1000):
         await r.delete(key)
     await r.aclose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis the processes use (a test module may name its own)."""
+    return REDIS
+
+
+@pytest.fixture
+async def serve(database: str, redis_url: str, prefix: str) -> AsyncIterator[Serve]:
+    """Starts `hadir serve` processes on the test database, `redis_url` and `prefix`."""
+    started: list[ServeProcess] = []
+
+    async def start(n: int = 1, **env: str) -> list[ServeProcess]:
+        servers = [ServeProcess(database, redis_url, prefix, **env) for _ in range(n)]
+        started.extend(servers)
+        await asyncio.gather(*(s.start() for s in servers))
+        return servers
+
+    yield start
+    await asyncio.gather(*(s.stop() for s in started))
