@@ -74,18 +74,19 @@ def own_database() -> Iterator[str]:
         yield url
 
 
+async def delete_keys(prefix: str) -> None:
+    """Delete the test Redis's keys under `prefix`."""
+    r = Redis.from_url(REDIS)
+    async for key in r.scan_iter(match=f"{prefix}:*", count=1000):
+        await r.delete(key)
+    await r.aclose()
+
+
 @pytest.fixture(scope="session")
 def redis_prefix() -> Iterator[str]:
     prefix = f"t{secrets.token_hex(4)}"
     yield prefix
-
-    async def clean() -> None:
-        r = Redis.from_url(REDIS)
-        async for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-            await r.delete(key)
-        await r.aclose()
-
-    asyncio.run(clean())
+    asyncio.run(delete_keys(prefix))
 
 
 def make_settings(database: str, prefix: str, **overrides: object) -> Settings:
