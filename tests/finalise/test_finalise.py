@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.finalise.archiver import GROUP, Archiver
 from app.finalise.finaliser import finalise_session, load_events
 from app.ingest.events import Entry, rules_event
+from app.ingest.live import service_gap_entry
 from app.kit import clock
 from app.kit.db import events, records, session_results
 from app.rules.evidence import Window, event_order
@@ -187,16 +188,7 @@ class TestArchivedEvents:
         res = server.resources
         now = clock.now()
         for gap_start, gap_end in ((now - 100, now - 90), (now - 80, now - 60)):  # 10 s, 20 s
-            gap = Entry(
-                f"gap:{int(gap_start * 1000)}",
-                "outage",
-                "_service",
-                gap_start,
-                "",
-                "service",
-                {"start": gap_start, "end": gap_end, "cause": "service_gap"},
-            )
-            await res.writer.write(sid, [(gap, "x")])
+            await res.writer.write(sid, [(service_gap_entry(gap_start, gap_end), "x")])
         # A live event's time is finer than the microsecond PostgreSQL keeps.
         fine = Entry("h4", "heartbeat", "u4", int(now) - 30.4999996, "c4", "ws", {"camera": False})
         await res.writer.write(sid, [(fine, "h")])
