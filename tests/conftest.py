@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from redis.asyncio import Redis

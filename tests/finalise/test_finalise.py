@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import func, select
 

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import secrets
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import func, insert, select, text
 
