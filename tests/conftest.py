@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from redis.asyncio import Redis
@@ -28,6 +28,7 @@ from tests.support import (
     WEBHOOK_SECRET,
     ZOOM_SECRET,
     Server,
+    admin_client,
 )
 
 PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -73,18 +74,19 @@ def own_database() -> Iterator[str]:
         yield url
 
 
+async def delete_keys(prefix: str) -> None:
+    """Delete the test Redis's keys under `prefix`."""
+    r = Redis.from_url(REDIS)
+    async for key in r.scan_iter(match=f"{prefix}:*", count=1000):
+        await r.delete(key)
+    await r.aclose()
+
+
 @pytest.fixture(scope="session")
 def redis_prefix() -> Iterator[str]:
     prefix = f"t{secrets.token_hex(4)}"
     yield prefix
-
-    async def clean() -> None:
-        r = Redis.from_url(REDIS)
-        async for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-            await r.delete(key)
-        await r.aclose()
-
-    asyncio.run(clean())
+    asyncio.run(delete_keys(prefix))
 
 
 def make_settings(database: str, prefix: str, **overrides: object) -> Settings:
@@ -121,9 +123,7 @@ async def server(settings: Settings) -> AsyncIterator[Server]:
 
 @pytest.fixture
 async def api(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as client:
+    async with admin_client(server.http) as client:
         yield client
 
 

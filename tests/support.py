@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+from sqlalchemy import func, select
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.cli import uvicorn_options
 from app.kit.auth import issue_token
+from app.kit.db import events
 from app.main import create_app
 from app.settings import Settings
 
@@ -103,6 +105,13 @@ def token(
     )
 
 
+def admin_client(base_url: str) -> httpx.AsyncClient:
+    """An HTTP client that sends the admin key."""
+    return httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    )
+
+
 def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -182,3 +191,15 @@ async def journal(server: Server, session_id: str) -> list[dict[str, Any]]:
     res = server.resources
     entries = await res.redis.xrange(res.keys.session(session_id).journal)
     return [orjson.loads(fields[b"e"]) for _, fields in entries]
+
+
+async def until_archived(server: Server, session_id: str, count: int, wait: float = 10.0) -> None:
+    """Wait until at least `count` events of the session are in PostgreSQL."""
+    res = server.resources
+    query = select(func.count()).select_from(events).where(events.c.session_id == session_id)
+    async with asyncio.timeout(wait):
+        while True:
+            async with res.engine.connect() as db:
+                if (await db.execute(query)).scalar_one() >= count:
+                    return
+            await asyncio.sleep(0.1)

@@ -20,12 +20,14 @@ import dataclasses
 import logging
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.finalise import ledger, outbox
 from app.finalise.archiver import archiver
+from app.ingest.events import rules_event
 from app.kit import clock
 from app.kit.db import (
     activity,
@@ -44,20 +46,13 @@ from app.kit.resources import Resources
 from app.live.lifecycle import FINAL_STATUSES, publish_control
 from app.rules import outcome as rules_outcome
 from app.rules.compliance import longer_than_month
-from app.rules.evidence import TYPE_ORDER, Event, Window
+from app.rules.evidence import Event, Window
 from app.rules.policy import Policy
 
 log = logging.getLogger(__name__)
 
-_EVENTS = text(
-    """
-    SELECT user_id, event_id, type, ts, conn,
-           payload->>'camera' AS camera, payload->>'on' AS on_, payload->>'visible' AS visible,
-           payload->>'kind' AS kind, payload->>'reason' AS reason,
-           payload->>'start' AS gap_start, payload->>'end' AS gap_end
-    FROM events WHERE session_id = :sid
-    """
-)
+# The payload as text, parsed with orjson as the journal is: faster than the driver's json.
+_EVENTS = text("SELECT type, ts, payload::text AS payload FROM events WHERE session_id = :sid")
 
 # ZREM only if the entry was not re-queued meanwhile with a later due time.
 _DEQUEUE_LUA = """
@@ -69,40 +64,28 @@ return 0
 """
 
 
-def _bool(value: str | None) -> bool | None:
-    return None if value is None else value == "true"
-
-
 async def load_events(
     conn: AsyncConnection, session_id: str, policy: Policy
 ) -> tuple[list[Event], list[Window]]:
-    """The session's archived events for the rules, and its service gaps (§3.2)."""
+    """The session's archived events for the rules, and its service gaps (§3.2).
+
+    A row's payload is its journal entry, read by the same conversion as the live journal
+    (`rules_event`), at the row's stored time."""
     events: list[Event] = []
     gaps: list[Window] = []
     for r in await conn.execute(_EVENTS, {"sid": session_id}):
+        payload = orjson.loads(r.payload)
         if r.type == "outage":
-            if r.gap_start is not None and r.gap_end is not None:
-                start, end = float(r.gap_start), float(r.gap_end)
+            gap_start, gap_end = payload.get("start"), payload.get("end")
+            if gap_start is not None and gap_end is not None:
+                start, end = float(gap_start), float(gap_end)
                 # seed 000 §7 / POLICY §3.2: only gaps longer than `service_gap` are outages.
                 if end - start > policy.service_gap:
                     gaps.append(Window(start, end, "service_gap"))
             continue
-        if r.type not in TYPE_ORDER:
-            continue
-        camera = _bool(r.camera) if r.type == "heartbeat" else _bool(r.on_)
-        events.append(
-            Event(
-                id=r.event_id,
-                user_id=r.user_id,
-                type=r.type,
-                ts=clock.from_dt(r.ts),
-                conn=r.conn,
-                camera=camera,
-                visible=_bool(r.visible) if r.type == "heartbeat" else None,
-                kind=r.kind,
-                reason=r.reason,
-            )
-        )
+        event = rules_event(payload, ts=clock.from_dt(r.ts))
+        if event is not None:
+            events.append(event)
     return events, gaps
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.kit.clock import parse_iso
+from app.rules.evidence import TYPE_ORDER
 from app.rules.evidence import Event as RulesEvent
 
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -24,7 +25,6 @@ ENGAGEMENT_KINDS = frozenset(
     {"question", "chat", "poll_vote", "response", "reaction", "hand_raise"}
 )
 MAX_BATCH = 500
-_RULES_TYPES = frozenset({"join", "leave", "drop", "heartbeat", "camera", "engagement"})
 
 
 class EventError(Exception):
@@ -204,10 +204,12 @@ def import_entries(
     return good, bad
 
 
-def rules_event(entry: dict[str, Any]) -> RulesEvent | None:
-    """A journal (or archived) entry as the rules engine's event; None for system entries."""
+def rules_event(entry: dict[str, Any], ts: float | None = None) -> RulesEvent | None:
+    """A journal entry, or an archived row's payload (the same entry), as the rules engine's
+    event; None for system entries. `ts` replaces the entry's own time: an archived row's
+    stored time, which PostgreSQL keeps to the microsecond."""
     etype = entry.get("type")
-    if etype not in _RULES_TYPES:
+    if etype not in TYPE_ORDER:
         return None
     camera = entry.get("camera")
     if etype == "camera":
@@ -216,7 +218,7 @@ def rules_event(entry: dict[str, Any]) -> RulesEvent | None:
         id=str(entry["id"]),
         user_id=str(entry["user_id"]),
         type=etype,
-        ts=float(entry["ts"]),
+        ts=float(entry["ts"]) if ts is None else ts,
         conn=str(entry.get("conn") or ""),
         camera=camera,
         visible=entry.get("visible"),

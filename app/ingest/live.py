@@ -451,6 +451,19 @@ async def sweep_timeouts(res: Resources) -> None:
 SERVICE_GAP_MIN_S = 5.0
 
 
+def service_gap_entry(start: float, end: float) -> Entry:
+    """The journal entry of a stop of the service from `start` to `end`."""
+    return Entry(
+        f"gap:{int(start * 1000)}",
+        "outage",
+        "_service",
+        start,
+        "",
+        "service",
+        {"start": start, "end": end, "cause": "service_gap"},
+    )
+
+
 async def liveness_tick(res: Resources) -> None:
     """Record that the service is running; a gap since the previous tick of any process is a
     service-gap outage for every live session (POLICY.md §3.2; the policy's `service_gap`
@@ -466,16 +479,7 @@ async def liveness_tick(res: Resources) -> None:
     live = await res.redis.zrangebyscore(res.keys.live_sessions, prev, "+inf")
     for raw_sid in live:
         sid = raw_sid.decode() if isinstance(raw_sid, bytes) else str(raw_sid)
-        entry = Entry(
-            f"gap:{int(prev * 1000)}",
-            "outage",
-            "_service",
-            prev,
-            "",
-            "service",
-            {"start": prev, "end": now, "cause": "service_gap"},
-        )
-        await res.writer.write(sid, [(entry, "x")])
+        await res.writer.write(sid, [(service_gap_entry(prev, now), "x")])
     log.warning("service gap of %.1f s recorded for %d live session(s)", now - prev, len(live))
 
 

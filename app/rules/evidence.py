@@ -135,9 +135,9 @@ def participant_evidence(
     unique = {e.id: e for e in events}
     ordered = sorted(unique.values(), key=event_order)
     user_id = ordered[0].user_id if ordered else ""
-    return evidence_from_sorted(
+    return evidence_from_scan(
         user_id,
-        ordered,
+        scan_events(ordered, window_start, window_end),
         window_start,
         window_end,
         policy.reconnect_grace,
@@ -222,27 +222,6 @@ def scan_events(
                 active_s += we - a
         raw.append((opened, INF, False))
     return raw, camera_s, active_s, engagements
-
-
-def evidence_from_sorted(
-    user_id: str,
-    ordered: Sequence[Event],
-    ws: float,
-    we: float,
-    reconnect_grace: float,
-    outage_windows: Sequence[Window] = (),
-    technical_claims: Sequence[Window] = (),
-) -> Evidence:
-    """`participant_evidence` for unique events already in `event_order`."""
-    return evidence_from_scan(
-        user_id,
-        scan_events(ordered, ws, we),
-        ws,
-        we,
-        reconnect_grace,
-        outage_windows,
-        technical_claims,
-    )
 
 
 def evidence_from_scan(

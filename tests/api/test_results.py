@@ -14,6 +14,8 @@ from tests.finalise.helpers import (
     by_user,
     class_events,
     end,
+    ended_class,
+    finalised_class,
     import_events,
     past_start,
 )
@@ -26,10 +28,7 @@ async def two_sessions(api: httpx.AsyncClient, sid: str) -> tuple[str, str, str]
     start = past_start(30)
     ids = (f"{sid}-a", f"{sid}-b")
     for n, s in enumerate(ids):
-        begin = start + timedelta(days=n)
-        await schedule(api, s, start=begin, course_id=course)
-        await import_events(api, s, class_events(begin))
-        await end(api, s)
+        await ended_class(api, s, start + timedelta(days=n), course_id=course)
     for s in ids:
         await attendance(api, s)
     return course, ids[0], ids[1]
@@ -226,10 +225,7 @@ class TestOutagesAndCancellation:
         self, server: Server, api: httpx.AsyncClient, sid: str
     ) -> None:
         start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        await attendance(api, sid)
+        await finalised_class(api, sid, start)
         r = await api.post(
             f"/v1/sessions/{sid}/outages",
             json={"start": at(start, 10), "end": at(start, 35), "cause": "platform"},

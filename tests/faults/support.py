@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
 
 from loadtest.client import Behaviour, Crowd, Participant
 from loadtest.run import check_journal, mint, schedule_sessions
-from tests.support import ADMIN_KEY, TOKEN_SECRET, free_port
+from tests.support import ADMIN_KEY, TOKEN_SECRET, admin_client, free_port, schedule, token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +46,10 @@ class ServeProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
 
     async def start(self, within: float = 20.0) -> None:
         self.proc = subprocess.Popen(  # noqa: ASYNC220 (a fixture's start, once)
@@ -85,6 +92,13 @@ class ServeProcess:
         return self.proc.pid
 
 
+class Serve(Protocol):
+    """The `serve` fixture: starts `n` processes (with extra environment), stopped after the
+    test."""
+
+    async def __call__(self, n: int = 1, **env: str) -> list[ServeProcess]: ...
+
+
 def session_ids(n: int) -> list[str]:
     tag = secrets.token_hex(3)
     return [f"f-{tag}-{i}" for i in range(n)]
@@ -100,14 +114,22 @@ async def crowd(
     n = 0
     for sid in sids:
         for i in range(participants):
-            server = servers[n % len(servers)]
-            base = server.url.replace("http://", "ws://")
-            url = f"{base}/v1/live/{sid}?token={mint(TOKEN_SECRET, f'u{i}', sid)}"
+            url = live_url(servers[n % len(servers)], sid, f"u{i}")
             c.participants.append(Participant(c, n, sid, f"u{i}", url, behaviour))
             n += 1
     await asyncio.gather(*(p.connect() for p in c.participants))
-    await until(lambda: c.live() == len(c.participants), 10)
+    await until_all_live(c, 10)
     return c
+
+
+def live_url(server: ServeProcess, sid: str, user: str) -> str:
+    """A learner's live websocket on `server`."""
+    return f"{server.ws}/v1/live/{sid}?token={mint(TOKEN_SECRET, user, sid)}"
+
+
+def start_pacing(c: Crowd, seconds: float) -> asyncio.Task[None]:
+    """The crowd offers events at its rate for `seconds`, in the background."""
+    return asyncio.create_task(c.pace(time.perf_counter() + seconds))
 
 
 def queue_offline(c: Crowd, n: int) -> None:
@@ -124,6 +146,16 @@ async def until(cond: Any, within: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         await asyncio.sleep(0.05)
+
+
+async def until_acked(c: Crowd, count: int, within: float) -> None:
+    """More than `count` events of the crowd acknowledged."""
+    await until(lambda: c.stats.acked > count, within)
+
+
+async def until_all_live(c: Crowd, within: float) -> None:
+    """Every participant of the crowd connected."""
+    await until(lambda: c.live() == len(c.participants), within)
 
 
 async def finish(c: Crowd, settle: float = 15.0) -> None:
@@ -151,3 +183,28 @@ async def verify(redis_url: str, prefix: str, participants: Iterable[Participant
     assert result["counted_twice"] == 0, result
     assert result["never_sent"] == 0, result
     return result
+
+
+async def schedule_on(server: ServeProcess, sid: str, learners: int) -> None:
+    """A session with learners `u1..uN` and a teacher, in a course of its own."""
+    async with admin_client(server.url) as api:
+        await schedule(api, sid, learners=learners, course_id=f"c-{sid}")
+
+
+@contextlib.asynccontextmanager
+async def open_panel(server: ServeProcess, sid: str) -> AsyncIterator[ClientConnection]:
+    """The teacher's panel, past its snapshot."""
+    teacher = token("teacher", sid, "instructor")
+    async with connect(f"{server.ws}/v1/live/{sid}/panel?token={teacher}") as panel:
+        assert orjson.loads(await panel.recv())["type"] == "snapshot"
+        yield panel
+
+
+async def until_connected(panel: ClientConnection, user: str, within: float) -> None:
+    """Read panel messages until one shows `user` connected."""
+    async with asyncio.timeout(within):
+        while True:
+            message = orjson.loads(await panel.recv())
+            people = {p["user_id"]: p for p in message.get("participants", [])}
+            if people.get(user, {}).get("state") == "connected":
+                return

@@ -19,12 +19,6 @@ def past_start(hours: float = 3.0) -> datetime:
     return (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
 
 
-async def past_session(
-    api: httpx.AsyncClient, sid: str, start: datetime, **kw: Any
-) -> dict[str, Any]:
-    return await schedule(api, sid, start=start, **kw)
-
-
 def class_events(start: datetime, minutes: int = 60) -> list[dict[str, Any]]:
     """u1 present, u2 late, u3 absent, the teacher present (POLICY §2)."""
     return [
@@ -63,6 +57,23 @@ async def attendance(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"no revision {revision} of {sid}: {r.status_code} {r.text}")
         await asyncio.sleep(0.05)
+
+
+async def ended_class(
+    api: httpx.AsyncClient, sid: str, start: datetime, **schedule_fields: Any
+) -> None:
+    """A class at `start` with the events of `class_events`, ended."""
+    await schedule(api, sid, start=start, **schedule_fields)
+    await import_events(api, sid, class_events(start))
+    await end(api, sid)
+
+
+async def finalised_class(
+    api: httpx.AsyncClient, sid: str, start: datetime, **schedule_fields: Any
+) -> dict[str, Any]:
+    """`ended_class`, and its first result."""
+    await ended_class(api, sid, start, **schedule_fields)
+    return await attendance(api, sid)
 
 
 def by_user(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

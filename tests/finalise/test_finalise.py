@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import func, select
 
 from app.finalise.archiver import GROUP, Archiver
-from app.finalise.finaliser import finalise_session
+from app.finalise.finaliser import finalise_session, load_events
+from app.ingest.events import Entry, rules_event
+from app.ingest.live import service_gap_entry
+from app.kit import clock
 from app.kit.db import events, records, session_results
+from app.rules.evidence import Window, event_order
+from app.rules.policy import resolve
 from tests.conftest import PG
 from tests.finalise.helpers import (
     at,
@@ -19,10 +25,20 @@ from tests.finalise.helpers import (
     by_user,
     class_events,
     end,
+    ended_class,
+    finalised_class,
     import_events,
     past_start,
 )
-from tests.support import Server, live, schedule, send_json
+from tests.support import (
+    Server,
+    journal,
+    live,
+    recv_json,
+    schedule,
+    send_json,
+    until_archived,
+)
 
 
 class TestImportedSession:
@@ -59,11 +75,7 @@ class TestImportedSession:
         assert all(r["revision"] == 1 for r in body["records"])
 
     async def test_csv_and_etag(self, server: Server, api: httpx.AsyncClient, sid: str) -> None:
-        start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        await attendance(api, sid)
+        await finalised_class(api, sid, past_start())
         r = await api.get(f"/v1/sessions/{sid}/attendance")
         tag = r.headers["etag"]
         again = await api.get(f"/v1/sessions/{sid}/attendance", headers={"If-None-Match": tag})
@@ -88,10 +100,7 @@ class TestImportedSession:
         self, server: Server, api: httpx.AsyncClient, sid: str
     ) -> None:
         start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        first = await attendance(api, sid)
+        first = await finalised_class(api, sid, start)
         late = [
             {"id": "j3", "type": "join", "user_id": "u3", "ts": at(start, 1)},
             {"id": "e3", "type": "engagement", "kind": "chat", "user_id": "u3", "ts": at(start, 2)},
@@ -136,14 +145,78 @@ class TestLiveSession:
         assert recs["teacher"]["status"] == "absent"
 
 
+class TestArchivedEvents:
+    async def test_archived_rows_give_the_events_the_journal_gives(
+        self, server: Server, api: httpx.AsyncClient, sid: str
+    ) -> None:
+        """The finaliser (archived rows) and the live panel (journal entries) see one event
+        alike, at the time PostgreSQL stores (to the microsecond)."""
+        start = datetime.now(UTC) - timedelta(minutes=10)
+        await schedule(api, sid, start=start)
+        await import_events(
+            api,
+            sid,
+            [
+                {"id": "j1", "type": "join", "user_id": "u1", "ts": at(start, 0), "conn": "c1"},
+                {
+                    "id": "h1",
+                    "type": "heartbeat",
+                    "user_id": "u1",
+                    "ts": at(start, 1),
+                    "camera": True,
+                    "mic": False,
+                    "visible": False,
+                },
+                {"id": "c1", "type": "camera", "on": False, "user_id": "u1", "ts": at(start, 2)},
+                {
+                    "id": "e1",
+                    "type": "engagement",
+                    "kind": "poll_vote",
+                    "user_id": "u1",
+                    "ts": at(start, 3),
+                },
+                {
+                    "id": "d1",
+                    "type": "drop",
+                    "reason": "heartbeat_timeout",
+                    "user_id": "u1",
+                    "ts": at(start, 4),
+                },
+                {"id": "l2", "type": "leave", "user_id": "u2", "ts": at(start, 5)},
+            ],
+        )
+        res = server.resources
+        now = clock.now()
+        for gap_start, gap_end in ((now - 100, now - 90), (now - 80, now - 60)):  # 10 s, 20 s
+            await res.writer.write(sid, [(service_gap_entry(gap_start, gap_end), "x")])
+        # A live event's time is finer than the microsecond PostgreSQL keeps.
+        fine = Entry("h4", "heartbeat", "u4", int(now) - 30.4999996, "c4", "ws", {"camera": False})
+        await res.writer.write(sid, [(fine, "h")])
+        async with live(server, sid, "u3") as (ws, _):
+            await send_json(ws, {"id": "h3", "type": "heartbeat", "camera": True})
+            await recv_json(ws)
+            entries = await journal(server, sid)
+            await until_archived(server, sid, len(entries))
+            async with res.engine.connect() as conn:
+                archived, gaps = await load_events(conn, sid, resolve("platform"))
+        from_journal = [e for e in map(rules_event, entries) if e is not None]
+        stored = [replace(e, ts=clock.from_dt(clock.to_dt(e.ts))) for e in from_journal]
+        assert sorted(archived, key=event_order) == sorted(stored, key=event_order)
+        assert len(archived) == 9  # six imported, u4's heartbeat, u3's join and heartbeat
+        by_id = {e.id: e for e in archived}
+        assert (by_id["h1"].camera, by_id["h1"].visible) == (True, False)
+        assert (by_id["c1"].camera, by_id["c1"].visible) == (False, None)
+        assert (by_id["e1"].kind, by_id["d1"].reason) == ("poll_vote", "heartbeat_timeout")
+        assert (by_id["j1"].conn, by_id["l2"].conn) == ("c1", "import:u2")
+        assert by_id["h4"].ts == int(now) - 30.5
+        assert gaps == [Window(now - 80, now - 60, "service_gap")]  # policy: longer than 15 s
+
+
 class TestExactlyOnce:
     async def test_racing_finalisers_make_one_result(
         self, server: Server, api: httpx.AsyncClient, sid: str
     ) -> None:
-        start = past_start()
-        await schedule(api, sid, start=start)
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
+        await ended_class(api, sid, past_start())
         res = server.resources
         far = datetime.now(UTC).timestamp() + 60
         outcomes = await asyncio.gather(

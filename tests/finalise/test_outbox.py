@@ -8,11 +8,9 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import asyncpg
-import httpx
 import orjson
 import pytest
 import uvicorn
@@ -21,10 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.migrate import upgrade
-from tests.conftest import PG, _dsn, make_settings
-from tests.finalise.helpers import attendance, class_events, end, import_events, past_start
-from tests.support import ADMIN_KEY, Server, free_port, schedule
+from tests.conftest import fresh_database, make_settings
+from tests.finalise.helpers import attendance, finalised_class, past_start
+from tests.support import Server, admin_client, free_port
 
 SECRET_BYTES = secrets.token_bytes(24)
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
@@ -58,12 +55,13 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-async def lms() -> AsyncIterator[tuple[Server, Receiver]]:
-    name = f"hadir_lms_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(PG)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = "postgresql+asyncpg://" + _dsn(name).split("://", 1)[1]
-    await asyncio.to_thread(upgrade, url)
+def lms_database() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def lms(lms_database: str) -> AsyncIterator[tuple[Server, Receiver]]:
     receiver = Receiver()
     task = asyncio.create_task(receiver.server.serve())
     for _ in range(500):
@@ -71,7 +69,7 @@ async def lms() -> AsyncIterator[tuple[Server, Receiver]]:
             break
         await asyncio.sleep(0.01)
     settings = make_settings(
-        url,
+        lms_database,
         f"t{secrets.token_hex(4)}",
         HADIR_LMS_WEBHOOK_URL=receiver.url,
         HADIR_LMS_WEBHOOK_SECRET=SECRET,
@@ -86,8 +84,6 @@ async def lms() -> AsyncIterator[tuple[Server, Receiver]]:
         await srv.stop()
         receiver.server.should_exit = True
         await task
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def verify(headers: dict[str, str], body: bytes) -> None:
@@ -100,14 +96,8 @@ async def test_lms_down_then_up_drains_everything_in_order(
     lms: tuple[Server, Receiver], sid: str
 ) -> None:
     server, receiver = lms
-    async with httpx.AsyncClient(
-        base_url=server.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as api:
-        start = past_start()
-        await schedule(api, sid, start=start, course_id="lms-course")
-        await import_events(api, sid, class_events(start))
-        await end(api, sid)
-        await attendance(api, sid)
+    async with admin_client(server.http) as api:
+        await finalised_class(api, sid, past_start(), course_id="lms-course")
         r = await api.post(
             "/v1/excuses", json={"user_id": "u3", "session_id": sid, "category": "medical"}
         )

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import secrets
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy import func, insert, select, text
 
@@ -16,25 +16,19 @@ from app.kit import clock
 from app.kit.db import events, records
 from app.migrate import alembic_config, upgrade
 from tests.conftest import PG, _dsn
-from tests.finalise.helpers import attendance, class_events, end, import_events, past_start
-from tests.support import Server, schedule
+from tests.finalise.helpers import finalised_class, past_start
+from tests.support import Server
 
 
 async def test_purge_deletes_expired_rows_and_partitions(
     server: Server, api: httpx.AsyncClient, sid: str
 ) -> None:
     start = past_start(72)
-    await schedule(
-        api, sid, start=start, course_id=f"c-{sid}", course_overrides={"retention": "1d"}
+    await finalised_class(
+        api, sid, start, course_id=f"c-{sid}", course_overrides={"retention": "1d"}
     )
-    await import_events(api, sid, class_events(start))
-    await end(api, sid)
-    await attendance(api, sid)
     keep = f"{sid}-keep"
-    await schedule(api, keep, start=start, course_id=f"c-{keep}")
-    await import_events(api, keep, class_events(start))
-    await end(api, keep)
-    await attendance(api, keep)
+    await finalised_class(api, keep, start, course_id=f"c-{keep}")
     engine = server.resources.engine
     async with engine.begin() as conn:
         await partitions.ensure_month(conn, dt.date(2020, 1, 1))

@@ -312,7 +312,7 @@ class TestCloseCodes:
             ) as api:
                 await schedule(api, sid)
             path = f"/v1/live/{sid}?token={token('u1', sid)}"
-            code = await close_code(srv, path, origin="https://evil.example")  # type: ignore[arg-type]
+            code = await close_code(srv, path, origin="https://evil.example")
             assert code[0] == 4403
             async with connect(f"{srv.ws}{path}", origin="https://lms.example") as ws:  # type: ignore[arg-type]
                 assert orjson.loads(await ws.recv())["type"] == "welcome"

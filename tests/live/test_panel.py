@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.settings import Settings
-from tests.support import Server, live, recv_json, schedule, send_json, token
+from tests.support import Server, live, recv_json, schedule, send_json, token, until_archived
 
 
 @contextlib.asynccontextmanager
@@ -179,28 +179,12 @@ class TestPanelFeed:
 async def test_a_panel_opened_after_the_journal_was_trimmed_starts_from_the_archive(
     server: Server, api: httpx.AsyncClient, sid: str
 ) -> None:
-    from sqlalchemy import func, select
-
-    from app.kit.db import events
-
     await schedule(api, sid, learners=2)
     async with live(server, sid, "u1") as (ws, _):
         await send_json(ws, {"id": "q1", "type": "engagement", "kind": "question"})
         await recv_json(ws)
+        await until_archived(server, sid, 2)
         res = server.resources
-        async with asyncio.timeout(10):
-            while True:
-                async with res.engine.connect() as db:
-                    n = (
-                        await db.execute(
-                            select(func.count())
-                            .select_from(events)
-                            .where(events.c.session_id == sid)
-                        )
-                    ).scalar_one()
-                if n >= 2:
-                    break
-                await asyncio.sleep(0.1)
         # Everything archived so far leaves the journal (as the archiver's trim does later).
         await res.redis.xtrim(res.keys.session(sid).journal, maxlen=0, approximate=False)
         async with panel(server, sid) as (_, snapshot):

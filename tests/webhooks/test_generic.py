@@ -18,7 +18,7 @@ from tests.webhooks.helpers import fixture, generic_headers, iso, post_generic
 def body_for(sid: str, start: float) -> dict[str, object]:
     doc = fixture("generic_events")
     doc["session_id"] = sid
-    for i, event in enumerate(doc["events"]):  # type: ignore[arg-type]
+    for i, event in enumerate(doc["events"]):
         event["ts"] = iso(start + 60 + i * 300)
     return doc
 
