@@ -43,7 +43,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.port = free_port()
-        self.app = create_app(settings)
+        self.app = create_app(settings, freeze_heap=False)  # the test process lives on
         options = uvicorn_options()
         options["log_level"] = "error"
         self.config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -33,7 +34,9 @@ async def test_an_ingest_server_does_not_finalise_and_a_worker_does(
             await asyncio.sleep(1.5)  # past the finalise delay: nobody finalises
             assert (await api.get(f"/v1/sessions/{sid}/attendance")).status_code == 409
 
-            worker = create_app(make_settings(database, prefix, HADIR_ROLE="worker"))
+            worker = create_app(
+                make_settings(database, prefix, HADIR_ROLE="worker"), freeze_heap=False
+            )
             async with worker.router.lifespan_context(worker):
                 for _ in range(100):
                     r = await api.get(f"/v1/sessions/{sid}/attendance")
@@ -47,3 +50,16 @@ async def test_an_ingest_server_does_not_finalise_and_a_worker_does(
             assert abs(record["connected_s"] - 1800) < 10
     finally:
         await ingest.stop()
+
+
+async def test_a_started_server_keeps_its_start_up_heap_out_of_the_cyclic_gc(
+    database: str, redis_prefix: str
+) -> None:
+    app = create_app(make_settings(database, redis_prefix, HADIR_ROLE="ingest"), background=False)
+    assert gc.get_freeze_count() == 0
+    try:
+        async with app.router.lifespan_context(app):
+            # The application and its resources are built before the heap is frozen.
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
