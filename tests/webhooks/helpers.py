@@ -50,7 +50,7 @@ def zoom_event(
         part = obj["participant"]
         if participant is not None:
             part.update(participant)
-        key = "join_time" if event.endswith("joined") else "leave_time"
+        key = "join_time" if "_joined" in event else "leave_time"
         part[key] = iso(at)
     return doc
 

@@ -29,7 +29,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/zoom", summary="Zoom meeting webhooks", responses=_ERRORS)
 async def zoom_webhook(request: Request, res: ResourcesDep) -> dict[str, Any]:
     """`x-zm-signature` over the raw body; answers `endpoint.url_validation`; takes
-    `meeting.started`, `meeting.ended`, `meeting.participant_joined`, `meeting.participant_left`."""
+    `meeting.started`, `meeting.ended`, `meeting.participant_joined`, `meeting.participant_left`,
+    `meeting.participant_joined_breakout_room` and `meeting.participant_left_breakout_room`
+    (moving between the main room and breakout rooms keeps the participant connected)."""
     return await zoom.handle(request, res)
 
 

@@ -1,11 +1,23 @@
 """Zoom meeting webhooks: `POST /v1/webhooks/zoom` (CONTRACT.md "Meeting-platform webhooks").
 
 Handled events (payload fields as Zoom documents them): `endpoint.url_validation`,
-`meeting.started`, `meeting.ended`, `meeting.participant_joined`, `meeting.participant_left`.
+`meeting.started`, `meeting.ended`, `meeting.participant_joined`, `meeting.participant_left`,
+`meeting.participant_joined_breakout_room`, `meeting.participant_left_breakout_room`.
 Times are Zoom's own: the participant's `join_time` / `leave_time`, the meeting's `start_time` /
 `end_time`, else the notification's `event_ts` (milliseconds). Zoom sends no event id, so a
 delivery's identity is a hash of (event, meeting uuid, participant, event time): a retry hours
 later is the same event and counts once.
+
+Breakout rooms are part of the class: being in one is attending. Their events carry the main
+meeting's `id` and `uuid` (the room's own is `breakout_room_uuid`, never used to find the
+session) and the participant's `participant_uuid`, which is the same in the main meeting and in
+all of its breakout rooms, so every room of a meeting is one connection of the participant. The
+participant's `user_id` there is the room's own; `parent_user_id` is their `user_id` in the main
+meeting. Entering a breakout room is a join (nothing changes while the connection is open);
+leaving one ends the connection only when its `leave_reason` says the participant left the
+meeting (or the meeting ended, or they were disconnected), not when they went to the main room
+or to another breakout room: someone who leaves the meeting from a breakout room may be reported
+by that event alone.
 """
 
 from __future__ import annotations
@@ -22,7 +34,8 @@ from app.kit.resources import Resources
 
 PROVIDER = "zoom"
 
-# How a `meeting.participant_left` ends the participant's presence, by its `leave_reason`.
+# How a `meeting.participant_left` or a `meeting.participant_left_breakout_room` ends the
+# participant's presence, by its `leave_reason`.
 # Zoom documents these reasons ($name is the display name): "$name left the meeting.",
 # "$name got disconnected from the meeting.", "Host ended the meeting.", "Host closed the
 # meeting.", "Host started a new meeting.", "Network connection error.", "Host did not join.",
@@ -30,11 +43,14 @@ PROVIDER = "zoom"
 # room.", "Removed by host from waiting room."; delivered payloads read like
 # "<name> left the meeting. Reason : left the meeting to join breakout room" or
 # "got disconnected from the meeting. Reason : Client Close.", so the table matches lower-cased
-# substrings, first match wins. A drop is an abnormal disconnect (POLICY §1: a reconnect within
-# the grace is credited); a leave is voluntary or ends the meeting for everyone; a breakout-room
-# move is not a departure from the class and is ignored. Anything unlisted is a leave: only a
-# disconnect the platform reports is credited (seed 000 §7: "where the disconnection is
-# verified").
+# substrings, first match wins. A move between rooms reads "left the meeting to join breakout
+# room", "leave breakout room to join main meeting" or "Leave breakout room."; leaving the
+# meeting from a breakout room reads like a `meeting.participant_left` ("<name> left the
+# meeting.<br>Reason: Host ended the meeting." in Zoom's example of the breakout event).
+# A drop is an abnormal disconnect (POLICY §1: a reconnect within the grace is credited); a
+# leave is voluntary or ends the meeting for everyone; a move between rooms is not a departure
+# from the class and is ignored. Anything unlisted is a leave: only a disconnect the platform
+# reports is credited (seed 000 §7: "where the disconnection is verified").
 LEAVE_REASONS: tuple[tuple[str, str], ...] = (
     ("breakout room", "stay"),
     ("got disconnected", "drop"),
@@ -124,14 +140,9 @@ async def handle(request: Request, res: Resources) -> dict[str, Any]:
     return await _meeting_event(res, str(event), doc, obj)
 
 
-HANDLED = frozenset(
-    {
-        "meeting.started",
-        "meeting.ended",
-        "meeting.participant_joined",
-        "meeting.participant_left",
-    }
-)
+JOINED = frozenset({"meeting.participant_joined", "meeting.participant_joined_breakout_room"})
+LEFT = frozenset({"meeting.participant_left", "meeting.participant_left_breakout_room"})
+HANDLED = frozenset({"meeting.started", "meeting.ended", *JOINED, *LEFT})
 
 
 async def _meeting_event(
@@ -143,7 +154,7 @@ async def _meeting_event(
         at = _time(obj.get("start_time")) or _event_ts(doc)
     elif event == "meeting.ended":
         at = _time(obj.get("end_time")) or _event_ts(doc)
-    elif event == "meeting.participant_joined":
+    elif event in JOINED:
         at = _time(part.get("join_time")) or _event_ts(doc)
     else:
         at = _time(part.get("leave_time")) or _event_ts(doc)
@@ -156,20 +167,22 @@ async def _meeting_event(
 
     kind = "join"
     reason = _text(part.get("leave_reason"))
-    if event == "meeting.participant_left":
+    if event in LEFT:
         kind = classify_leave(reason)
         if kind == "stay":
             return common.ack(PROVIDER, "ignored", session_id=target.session_id)
     uuid = _text(part.get("participant_uuid"))
     zoom_user = _text(part.get("id"))
-    meeting_user = _text(part.get("user_id"))
+    room_user = _text(part.get("user_id"))
+    # In a breakout room `user_id` is the room's own; the main meeting's is `parent_user_id`.
+    meeting_user = _text(part.get("parent_user_id")) or room_user
     name = _text(part.get("user_name"))
     email = _text(part.get("email"))
     people = await mapping.load_roster(res, target.session_id)
     person = mapping.match_person(
         people,
         PROVIDER,
-        [uuid, zoom_user, meeting_user, _text(part.get("participant_user_id"))],
+        [uuid, zoom_user, meeting_user, room_user, _text(part.get("participant_user_id"))],
         email,
     )
     if person is not None:
