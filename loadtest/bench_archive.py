@@ -13,7 +13,8 @@ Redis. Prints each run and the medians.
   (`run_once` until a pass reads nothing), as after a worker restart.
 - live (`--per-pass N`): the sessions are live; N events per session are journaled, then
   one archiver pass runs, and so on, as when the worker keeps up with ingest (only the
-  passes are timed).
+  passes are timed). `--idle K` adds K live sessions that go quiet after their joins: every
+  pass still visits them.
 
 `--profile FILE` writes a cProfile of the archiver's passes for `python -m pstats`.
 Uses `BENCH_POSTGRES_URL` (default the local test server) and `BENCH_REDIS_URL`.
@@ -102,11 +103,14 @@ def session_entries(
     return out
 
 
-def journals(sessions: int, events: int, participants: int) -> dict[str, list[tuple[Entry, str]]]:
+def journals(
+    name: str, sessions: int, events: int, participants: int
+) -> dict[str, list[tuple[Entry, str]]]:
     """Every session's journal entries, in order."""
     rng = random.Random(7)
     return {
-        f"bench-{s}": session_entries(rng, f"i{s}", events, participants) for s in range(sessions)
+        f"{name}-{s}": session_entries(rng, f"{name}{s}", events, participants)
+        for s in range(sessions)
     }
 
 
@@ -183,7 +187,9 @@ async def one_run(args: argparse.Namespace, profile: cProfile.Profile | None) ->
         await asyncio.to_thread(upgrade, url)
         await writer.start()
         res = Resources(settings=settings, engine=engine, redis=redis, keys=keys, writer=writer)
-        todo = journals(args.sessions, args.events, args.participants)
+        busy = journals("bench", args.sessions, args.events, args.participants)
+        quiet = journals("idle", args.idle, args.participants, args.participants)
+        todo = busy | quiet
         timed = Timed(Archiver(res, consumer="bench"), profile)
         async with engine.connect() as conn:  # open the pool's connection outside the timing
             await conn.exec_driver_sql("SELECT 1")
@@ -191,13 +197,14 @@ async def one_run(args: argparse.Namespace, profile: cProfile.Profile | None) ->
         if args.per_pass:
             end = time.time() + 3600
             await redis.zadd(keys.live_sessions, dict.fromkeys(todo, end))
+            journaled += await write(res, quiet, 0, args.participants)
             for start in range(0, args.events, args.per_pass):
-                journaled += await write(res, todo, start, args.per_pass)
+                journaled += await write(res, busy, start, args.per_pass)
                 gc.collect()
                 await timed.run_once()
         else:
             for start in range(0, args.events, WRITE_CHUNK):
-                journaled += await write(res, todo, start, WRITE_CHUNK)
+                journaled += await write(res, busy, start, WRITE_CHUNK)
             gc.collect()
         await redis.zrem(keys.live_sessions, *todo)
         while await timed.run_once():
@@ -240,6 +247,8 @@ async def main(args: argparse.Namespace) -> None:
     cpu = statistics.median(s.cpu_us_per_event for s in samples)
     rate = statistics.median(s.events_per_s for s in samples)
     mode = f"live, {args.per_pass} events per session per pass" if args.per_pass else "backlog"
+    if args.per_pass and args.idle:
+        mode += f", {args.idle} idle live sessions"
     print(
         f"median of {len(samples)}: {cpu:.1f} µs CPU/event, {rate:,.0f} events/s "
         f"({args.sessions} sessions × {args.events} events, {mode})"
@@ -262,5 +271,15 @@ if __name__ == "__main__":
         metavar="N",
         help="live mode: N events per session journaled between passes (0: backlog)",
     )
+    p.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        metavar="K",
+        help="live mode: K more live sessions, quiet after their participants joined",
+    )
     p.add_argument("--profile", metavar="FILE", help="write a cProfile of the drains here")
-    asyncio.run(main(p.parse_args()))
+    parsed = p.parse_args()
+    if parsed.idle and not parsed.per_pass:
+        p.error("--idle needs --per-pass")
+    asyncio.run(main(parsed))
