@@ -4,7 +4,8 @@ Each session's journal is a Redis stream read through one consumer group (`archi
 server process is one consumer. Entries are inserted in batches (idempotent on the event's
 identity, `uq_events_identity`), acknowledged only after the commit, and trimmed from the
 stream (XTRIM MINID) only after that and after `journal_trim_lag_s` (the live paths may still
-read recent entries). Entries left pending by a dead consumer are reclaimed with XAUTOCLAIM.
+read recent entries). Entries left pending by a dead consumer are reclaimed with XAUTOCLAIM
+once idle for `claim_idle_s`.
 
 Which streams to read: the set `keys.unarchived` (the journal writer adds a session after each
 write), plus the live sessions and the sessions queued for finalisation. Every Redis command
@@ -98,11 +99,18 @@ async def insert_rows(conn: AsyncConnection, rows: Sequence[Any]) -> int:
 
 
 class Archiver:
-    """One process's consumer of every session journal."""
+    """One process's consumer of every session journal.
 
-    def __init__(self, res: Resources, consumer: str | None = None) -> None:
+    `claim_idle_s` (default `archive_claim_idle_s`): how long another consumer's entry stays
+    unacknowledged before this one takes it over (that consumer is taken for dead)."""
+
+    def __init__(
+        self, res: Resources, consumer: str | None = None, *, claim_idle_s: float | None = None
+    ) -> None:
         self.res = res
         self.consumer = consumer or f"archiver-{res.instance}"
+        idle_s = res.settings.archive_claim_idle_s if claim_idle_s is None else claim_idle_s
+        self.claim_idle_ms = int(idle_s * 1000)
         self.archived = 0  # events inserted by this consumer (new rows)
 
     def _journal(self, session_id: str) -> str:
@@ -125,7 +133,7 @@ class Archiver:
         """This consumer's unacknowledged entries (a failed commit), then entries idle with a
         dead consumer (XAUTOCLAIM), then new ones. None: no journal."""
         redis, key = self.res.redis, self._journal(session_id)
-        idle_ms = int(self.res.settings.archive_claim_idle_s * 1000)
+        idle_ms = self.claim_idle_ms
         for attempt in (0, 1):
             try:
                 entries: list[Any] = []
