@@ -8,8 +8,13 @@ read recent entries). Entries left pending by a dead consumer are reclaimed with
 once idle for `claim_idle_s`.
 
 Which streams to read: the set `keys.unarchived` (the journal writer adds a session after each
-write), plus the live sessions and the sessions queued for finalisation. Every Redis command
-names one key, or keys of one `{s:<sid>}` tag: Cluster-friendly.
+write), plus the live sessions and the sessions queued for finalisation.
+
+Cost: redis-py parses replies in Python, element by element, and charges tens of µs of CPU per
+command (MEASUREMENTS.md). So the journals are read by one Lua call (READ_LUA) that answers
+with five strings however many journals and entries it carries, as the journal writer writes
+them. On Redis Cluster a script may only name keys of one hash slot, so there it is one call
+per slot (every key of a session shares the slot of its `{s:<sid>}` tag), pipelined.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from redis.exceptions import ResponseError
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, ResponseError
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +41,83 @@ from app.live.lifecycle import FINAL_STATUSES
 log = logging.getLogger(__name__)
 
 GROUP = "archiver"
+# Read calls per round trip on Redis Cluster, where each hash slot (session) needs its own.
+# Each call reads up to `archive_batch` entries, so a commit holds fewer than
+# (READ_CALLS + 1) × `archive_batch` rows there, and fewer than 2 × `archive_batch` elsewhere.
+READ_CALLS = 16
+
+# KEYS: journals. ARGV: group, consumer, count, claim idle (ms).
+# Per journal, in order, until `count` entries are read in all: this consumer's unacknowledged
+# entries (a commit that failed), then entries idle that long with another consumer
+# (XAUTOCLAIM: it died), then new ones. Creates the group of a new journal; a journal that
+# does not exist reads as empty. Journals after the one where `count` ran out are not
+# visited. Returns five strings, however many journals and entries:
+#   per journal visited `r:b`, joined by commas: r entries with a payload (the field `e`),
+#     b entries without one (deleted while pending);
+#   the ids of the entries with a payload, joined by commas; their payloads' lengths in bytes,
+#   joined by commas; the payloads concatenated; the ids of the entries without one, joined by
+#   commas.
+READ_LUA = """
+local group, consumer = ARGV[1], ARGV[2]
+local left, idle = tonumber(ARGV[3]), ARGV[4]
+local counts, ids, sizes, payloads, bare = {}, {}, {}, {}, {}
+for k = 1, #KEYS do
+  if left <= 0 then break end
+  local key = KEYS[k]
+  local seen, rows, gone = {}, 0, 0
+  local function take(entries)
+    for _, entry in ipairs(entries) do
+      local id = type(entry) == 'table' and entry[1]
+      if id and not seen[id] then
+        seen[id] = true
+        local fields, payload = entry[2], nil
+        if fields then
+          for i = 1, #fields - 1, 2 do
+            if fields[i] == 'e' then
+              payload = fields[i + 1]
+              break
+            end
+          end
+        end
+        if payload then
+          rows = rows + 1
+          ids[#ids + 1] = id
+          sizes[#sizes + 1] = #payload
+          payloads[#payloads + 1] = payload
+        else
+          gone = gone + 1
+          bare[#bare + 1] = id
+        end
+      end
+    end
+  end
+  local exists = true
+  local own = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', left,
+                          'STREAMS', key, '0')
+  if type(own) == 'table' and own.err then
+    if not string.find(own.err, 'NOGROUP', 1, true) then return redis.error_reply(own.err) end
+    own = false
+    exists = redis.call('EXISTS', key) == 1
+    if exists then redis.call('XGROUP', 'CREATE', key, group, '0') end
+  end
+  if exists then
+    if own then take(own[1][2]) end
+    if rows + gone < left then
+      take(redis.call('XAUTOCLAIM', key, group, consumer, idle, '0-0',
+                      'COUNT', left - rows - gone)[2])
+    end
+    if rows + gone < left then
+      local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer,
+                               'COUNT', left - rows - gone, 'STREAMS', key, '>')
+      if fresh then take(fresh[1][2]) end
+    end
+  end
+  left = left - rows - gone
+  counts[#counts + 1] = rows .. ':' .. gone
+end
+return {table.concat(counts, ','), table.concat(ids, ','), table.concat(sizes, ','),
+        table.concat(payloads), table.concat(bare, ',')}
+"""
 
 _INSERT = text(
     """
@@ -46,6 +130,10 @@ _INSERT = text(
     ON CONFLICT ON CONSTRAINT uq_events_identity DO NOTHING
     """
 )
+_COLUMNS = ("sid", "uid", "eid", "typ", "ts", "conn", "src", "payload", "jid")
+
+# One events row: session_id, user_id, event_id, type, ts, conn, source, payload, journal_id.
+Row = tuple[str, str, str, str, datetime, str, str, str, str]
 
 
 def _s(value: bytes | str) -> str:
@@ -57,43 +145,58 @@ class Batch:
     """Entries read from one session's journal, not yet acknowledged."""
 
     session_id: str
-    ids: list[str]
-    rows: list[Any]
+    ids: str  # every entry read, joined by commas
+    size: int  # entries read, with or without a payload
+    rows: list[Row]
 
 
-def _rows(session_id: str, entries: Sequence[tuple[Any, Any]]) -> tuple[list[str], list[Any]]:
-    ids: list[str] = []
-    rows: list[Any] = []
-    for entry_id, fields in entries:
-        if fields is None:  # deleted from the stream while pending
-            ids.append(_s(entry_id))
-            continue
-        raw = fields.get(b"e") or fields.get("e")
-        ids.append(_s(entry_id))
-        if raw is None:
-            continue
-        body = orjson.loads(raw)
-        rows.append((session_id, body, _s(entry_id), raw))
-    return ids, rows
+def unpack(session_ids: Sequence[str], reply: Sequence[bytes]) -> list[Batch]:
+    """A READ_LUA reply (of a call naming these sessions' journals) as batches of events rows,
+    one per journal visited.
+
+    The columns are what the journal payload says, as the ingest path wrote it: `user_id`,
+    `id`, `type`, `ts` (POSIX seconds, as `clock.to_dt` makes them; the identity includes it),
+    `conn`, `src`; the payload is stored as journaled."""
+    counts, ids, sizes, blob, bare = reply
+    id_list = ids.decode().split(",") if ids else []
+    size_list = sizes.split(b",") if sizes else []
+    bare_list = bare.decode().split(",") if bare else []
+    loads, to_dt = orjson.loads, clock.to_dt
+    out: list[Batch] = []
+    i = j = pos = 0
+    for sid, spec in zip(session_ids, counts.decode().split(","), strict=False):
+        n_rows, n_bare = map(int, spec.split(":"))
+        rows: list[Row] = []
+        for jid, size in zip(id_list[i : i + n_rows], size_list[i : i + n_rows], strict=True):
+            end = pos + int(size)
+            raw = blob[pos:end]
+            pos = end
+            body = loads(raw)
+            rows.append(
+                (
+                    sid,
+                    str(body.get("user_id", "")),
+                    str(body.get("id", "")),
+                    str(body.get("type", "")),
+                    to_dt(float(body.get("ts", 0.0))),
+                    str(body.get("conn", "")),
+                    str(body.get("src", "")),
+                    raw.decode(),
+                    jid,
+                )
+            )
+        acked = ",".join((*id_list[i : i + n_rows], *bare_list[j : j + n_bare]))
+        out.append(Batch(sid, acked, n_rows + n_bare, rows))
+        i += n_rows
+        j += n_bare
+    return out
 
 
-async def insert_rows(conn: AsyncConnection, rows: Sequence[Any]) -> int:
-    """Insert decoded journal entries; duplicates (same identity) are skipped."""
+async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> int:
+    """Insert events rows; duplicates (same identity) are skipped."""
     if not rows:
         return 0
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("sid", "uid", "eid", "typ", "ts", "conn", "src", "payload", "jid")
-    }
-    for session_id, body, jid, raw in rows:
-        cols["sid"].append(session_id)
-        cols["uid"].append(str(body.get("user_id", "")))
-        cols["eid"].append(str(body.get("id", "")))
-        cols["typ"].append(str(body.get("type", "")))
-        cols["ts"].append(clock.to_dt(float(body.get("ts", 0.0))))
-        cols["conn"].append(str(body.get("conn", "")))
-        cols["src"].append(str(body.get("src", "")))
-        cols["payload"].append(_s(raw))
-        cols["jid"].append(jid)
+    cols = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
     result = await conn.execute(_INSERT, cols)
     return int(result.rowcount or 0)
 
@@ -112,52 +215,55 @@ class Archiver:
         idle_s = res.settings.archive_claim_idle_s if claim_idle_s is None else claim_idle_s
         self.claim_idle_ms = int(idle_s * 1000)
         self.archived = 0  # events inserted by this consumer (new rows)
+        self._shas: dict[str, str] = {}
 
     def _journal(self, session_id: str) -> str:
         return self.res.keys.session(session_id).journal
 
-    async def _ensure_group(self, session_id: str) -> bool:
-        """Create the consumer group; False when the journal does not exist."""
-        try:
-            await self.res.redis.xgroup_create(self._journal(session_id), GROUP, id="0")
-        except ResponseError as exc:
-            message = str(exc)
-            if "BUSYGROUP" in message:
-                return True
-            if "requires the key to exist" in message or "no such key" in message.lower():
-                return False
-            raise
-        return True
+    def _by_slot(self, session_ids: Sequence[str]) -> list[list[str]]:
+        """Sessions whose journals one script call may name together: all of them, or on
+        Redis Cluster those of one hash slot."""
+        if not self.res.writer.cluster:
+            return [list(session_ids)] if session_ids else []
+        slots: dict[int, list[str]] = {}
+        for sid in session_ids:
+            slots.setdefault(key_slot(self._journal(sid).encode()), []).append(sid)
+        return list(slots.values())
 
-    async def _read(self, session_id: str, count: int) -> tuple[list[str], list[Any]] | None:
-        """This consumer's unacknowledged entries (a failed commit), then entries idle with a
-        dead consumer (XAUTOCLAIM), then new ones. None: no journal."""
-        redis, key = self.res.redis, self._journal(session_id)
-        idle_ms = self.claim_idle_ms
+    async def _eval(
+        self, script: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run `script` once per (session ids, args) with their journals as KEYS, pipelined in
+        one round trip. Errors are raised; scripts Redis lost (a restart) are loaded again."""
         for attempt in (0, 1):
-            try:
-                entries: list[Any] = []
-                own: Any = await redis.xreadgroup(GROUP, self.consumer, {key: "0"}, count=count)
-                for _, items in own or []:
-                    entries.extend(items)
-                if len(entries) < count:
-                    claimed = await redis.xautoclaim(
-                        key, GROUP, self.consumer, idle_ms, start_id="0-0", count=count
-                    )
-                    entries.extend(claimed[1])
-                if len(entries) < count:
-                    fresh: Any = await redis.xreadgroup(
-                        GROUP, self.consumer, {key: ">"}, count=count - len(entries)
-                    )
-                    for _, items in fresh or []:
-                        entries.extend(items)
-                return _rows(session_id, entries)
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc) or attempt:
-                    raise
-                if not await self._ensure_group(session_id):
-                    return None
-        return None  # pragma: no cover
+            sha = self._shas.get(script)
+            if sha is None:
+                sha = self._shas[script] = await self.res.redis.script_load(script)
+            async with self.res.redis.pipeline(transaction=False) as pipe:
+                for sids, args in calls:
+                    pipe.evalsha(sha, len(sids), *map(self._journal, sids), *args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            lost = any(isinstance(r, NoScriptError) for r in replies)
+            if lost and not attempt:
+                self._shas.pop(script, None)
+                continue
+            for reply in replies:
+                if isinstance(reply, BaseException):
+                    raise reply
+            return replies
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read(self, session_ids: Sequence[str], count: int) -> list[Batch]:
+        """One round trip (READ_LUA): up to `count` entries from these journals, taken in order;
+        a batch (maybe empty) for each journal visited. Those after the one where `count` ran
+        out are not visited. On Redis Cluster: one call per hash slot, each with its own
+        `count`, for the first READ_CALLS slots."""
+        groups = self._by_slot(session_ids)[:READ_CALLS]
+        args = (GROUP, self.consumer, count, self.claim_idle_ms)
+        replies = await self._eval(READ_LUA, [(group, args) for group in groups])
+        return [
+            b for group, reply in zip(groups, replies, strict=True) for b in unpack(group, reply)
+        ]
 
     async def _commit(self, batches: list[Batch]) -> None:
         rows = [r for b in batches for r in b.rows]
@@ -184,15 +290,14 @@ class Archiver:
         horizon_ms = int(time.time() * 1000) - lag_ms
         async with redis.pipeline(transaction=False) as pipe:
             for b in batches:
-                if b.ids:
-                    pipe.xack(self._journal(b.session_id), GROUP, *b.ids)
-                    pipe.xpending(self._journal(b.session_id), GROUP)
+                pipe.xack(self._journal(b.session_id), GROUP, *b.ids.split(","))
+                pipe.xpending(self._journal(b.session_id), GROUP)
             replies = await pipe.execute()
         pendings = replies[1::2]
         async with redis.pipeline(transaction=False) as pipe:
             trims = 0
-            for b, pending in zip((b for b in batches if b.ids), pendings, strict=True):
-                last = max(b.ids, key=_id_key)
+            for b, pending in zip(batches, pendings, strict=True):
+                last = max(b.ids.split(","), key=_id_key)
                 ms, seq = _id_key(last)
                 floor = (ms, seq + 1)
                 low = pending.get("min") if pending and pending.get("pending") else None
@@ -218,25 +323,25 @@ class Archiver:
     async def archive(self, session_ids: Iterable[str]) -> int:
         """One pass over these sessions' journals; returns entries read (0: all caught up)."""
         count = self.res.settings.archive_batch
+        todo = list(dict.fromkeys(session_ids))
         batches: list[Batch] = []
         drained: list[str] = []
-        total = 0
-        for sid in session_ids:
-            got = await self._read(sid, count)
-            if got is None:
-                drained.append(sid)
-                continue
-            ids, rows = got
-            if ids:
-                batches.append(Batch(sid, ids, rows))
-                total += len(ids)
-            else:
-                drained.append(sid)
-            if sum(len(b.ids) for b in batches) >= count:
+        total = held = 0
+        while todo:
+            visited = set()
+            for got in await self.read(todo, count):
+                visited.add(got.session_id)
+                if got.size:
+                    batches.append(got)
+                    held += got.size
+                else:
+                    drained.append(got.session_id)
+            assert visited, "READ_LUA visits at least the first journal"
+            todo = [sid for sid in todo if sid not in visited]
+            if held >= count or (batches and not todo):
                 await self._commit(batches)
-                batches = []
-        if batches:
-            await self._commit(batches)
+                total += held
+                batches, held = [], 0
         if drained:
             await self._forget_drained(drained)
         return total

@@ -1,5 +1,5 @@
-"""The archiver on its own journals: reclaiming a dead consumer's entries, entries deleted
-while pending; every event lands in PostgreSQL exactly once."""
+"""The archiver on its own journals: reclaiming a dead consumer's entries, many journals per
+pass, entries deleted while pending; every event lands in PostgreSQL exactly once."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 from sqlalchemy import func, select
 
 from app.finalise.archiver import GROUP, Archiver, insert_rows
@@ -63,12 +64,10 @@ async def test_a_dead_consumers_entries_are_reclaimed_once_idle_and_archived_onc
     await journal(res, sid, first)
     dead = Archiver(res, consumer="dead")
     # It read everything, committed the first ten rows, and died before acknowledging.
-    got = await dead._read(sid, 100)
-    assert got is not None
-    ids, rows = got
-    assert (len(ids), len(rows)) == (30, 30)
+    [batch] = await dead.read([sid], 100)
+    assert (batch.size, len(batch.rows)) == (30, 30)
     async with res.engine.begin() as conn:
-        assert await insert_rows(conn, rows[:10]) == 10
+        assert await insert_rows(conn, batch.rows[:10]) == 10
     later = [f"b{k}" for k in range(5)]
     await journal(res, sid, later)
 
@@ -90,14 +89,44 @@ async def test_a_dead_consumers_entries_are_reclaimed_once_idle_and_archived_onc
     assert total == 35
 
 
+@pytest.mark.parametrize("cluster", [False, True])
+async def test_a_pass_visits_every_journal_whatever_the_batch_size(
+    res: Resources, cluster: bool
+) -> None:
+    """Journals are read in one call (one per hash slot on Cluster) until `archive_batch`
+    entries are read; the rest of the pass carries on with the journals not reached."""
+    res.settings = res.settings.model_copy(update={"archive_batch": 7})
+    res.writer.cluster = cluster
+    sizes = {"none": 0, "small": 3, "mid": 10, "one": 1, "big": 25}
+    while True:  # one journal per hash slot, so that on Cluster each has a call of its own
+        sids = {name: f"p-{name}-{secrets.token_hex(3)}" for name in sizes}
+        slots = {key_slot(res.keys.session(sid).journal.encode()) for sid in sids.values()}
+        if len(slots) == len(sids):
+            break
+    for name, n in sizes.items():
+        if n:
+            await journal(res, sids[name], [f"{name}{k}" for k in range(n)])
+    arch = Archiver(res)
+    first = await arch.archive(sids.values())
+    assert first == (14 if not cluster else 3 + 7 + 1 + 7)
+    passes = 1
+    while await arch.archive(sids.values()):
+        passes += 1
+    assert passes < 10
+    for name, n in sizes.items():
+        assert await archived(res, sids[name]) == sorted(f"{name}{k}" for k in range(n))
+        assert await arch.caught_up(sids[name])
+    assert arch.archived == sum(sizes.values())
+    assert not await res.redis.smembers(res.keys.unarchived)
+
+
 async def test_an_entry_deleted_while_pending_is_acknowledged_not_archived(
     res: Resources, sid: str
 ) -> None:
     await journal(res, sid, ["d0", "d1", "d2"])
     arch = Archiver(res)
-    got = await arch._read(sid, 10)  # then the commit fails: all three stay pending
-    assert got is not None
-    middle = got[0][1]
+    [batch] = await arch.read([sid], 10)  # then the commit fails: all three stay pending
+    middle = batch.ids.split(",")[1]
     assert await res.redis.xdel(res.keys.session(sid).journal, middle) == 1
     assert await arch.drain(sid)
     assert await archived(res, sid) == ["d0", "d2"]
