@@ -14,7 +14,9 @@ Cost: redis-py parses replies in Python, element by element, and charges tens of
 command (MEASUREMENTS.md). So the journals are read by one Lua call (READ_LUA) that answers
 with five strings however many journals and entries it carries, as the journal writer writes
 them. On Redis Cluster a script may only name keys of one hash slot, so there it is one call
-per slot (every key of a session shares the slot of its `{s:<sid>}` tag), pipelined.
+per slot (every key of a session shares the slot of its `{s:<sid>}` tag), pipelined. The rows
+go to PostgreSQL by COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO
+NOTHING, in one transaction on the pooled connection's asyncpg driver.
 """
 
 from __future__ import annotations
@@ -29,11 +31,8 @@ from typing import Any
 import orjson
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.kit import clock
-from app.kit.db import sessions
 from app.kit.loops import stop_if_cancelled
 from app.kit.resources import Resources
 from app.live.lifecycle import FINAL_STATUSES
@@ -119,20 +118,40 @@ return {table.concat(counts, ','), table.concat(ids, ','), table.concat(sizes, '
         table.concat(payloads), table.concat(bare, ',')}
 """
 
-_INSERT = text(
-    """
-    INSERT INTO events (session_id, user_id, event_id, type, ts, conn, source, payload,
-                        journal_id)
-    SELECT * FROM unnest(
-        CAST(:sid AS text[]), CAST(:uid AS text[]), CAST(:eid AS text[]), CAST(:typ AS text[]),
-        CAST(:ts AS timestamptz[]), CAST(:conn AS text[]), CAST(:src AS text[]),
-        CAST(:payload AS jsonb[]), CAST(:jid AS text[]))
-    ON CONFLICT ON CONSTRAINT uq_events_identity DO NOTHING
-    """
+_COLUMNS = (
+    "session_id",
+    "user_id",
+    "event_id",
+    "type",
+    "ts",
+    "conn",
+    "source",
+    "payload",
+    "journal_id",
 )
-_COLUMNS = ("sid", "uid", "eid", "typ", "ts", "conn", "src", "payload", "jid")
+_STAGING = "archive_staging"
+_STAGING_READY = "hadir_archive_staging"  # key in the pooled connection's `info`
+# One per database connection (temporary), emptied by every commit.
+_CREATE_STAGING = f"""
+    CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
+        session_id text, user_id text, event_id text, type text, ts timestamptz, conn text,
+        source text, payload text, journal_id text
+    ) ON COMMIT DELETE ROWS
+"""
+_INSERT = f"""
+    INSERT INTO events ({", ".join(_COLUMNS)})
+    SELECT {", ".join(c + "::jsonb" if c == "payload" else c for c in _COLUMNS)}
+    FROM pg_temp.{_STAGING}
+    ON CONFLICT ON CONSTRAINT uq_events_identity DO NOTHING
+"""
+# Late evidence for a finalised session makes a new revision (CONTRACT "Schedule").
+_MARK_REVISION = """
+    UPDATE sessions SET needs_revision = true
+    WHERE id = ANY($1::text[]) AND status = ANY($2::text[]) AND needs_revision IS false
+"""
+_FINAL = sorted(FINAL_STATUSES)
 
-# One events row: session_id, user_id, event_id, type, ts, conn, source, payload, journal_id.
+# One events row: the columns of _COLUMNS, in that order.
 Row = tuple[str, str, str, str, datetime, str, str, str, str]
 
 
@@ -190,15 +209,6 @@ def unpack(session_ids: Sequence[str], reply: Sequence[bytes]) -> list[Batch]:
         i += n_rows
         j += n_bare
     return out
-
-
-async def insert_rows(conn: AsyncConnection, rows: Sequence[Row]) -> int:
-    """Insert events rows; duplicates (same identity) are skipped."""
-    if not rows:
-        return 0
-    cols = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
-    result = await conn.execute(_INSERT, cols)
-    return int(result.rowcount or 0)
 
 
 class Archiver:
@@ -265,23 +275,41 @@ class Archiver:
             b for group, reply in zip(groups, replies, strict=True) for b in unpack(group, reply)
         ]
 
-    async def _commit(self, batches: list[Batch]) -> None:
+    async def store(self, batches: Sequence[Batch]) -> int:
+        """Insert the batches' rows in one transaction; returns the rows new to the table.
+
+        COPY into this connection's temporary staging table, then one INSERT ... SELECT that
+        skips events already archived (same identity): a retry after a failed commit or
+        acknowledgement, or another consumer's copy of a reclaimed entry, adds nothing."""
         rows = [r for b in batches for r in b.rows]
-        async with self.res.engine.begin() as conn:
-            inserted = await insert_rows(conn, rows)
-            # Late evidence for a finalised session makes a new revision (CONTRACT "Schedule").
-            sids = sorted({b.session_id for b in batches if b.rows})
-            if sids:
-                await conn.execute(
-                    update(sessions)
-                    .where(
-                        sessions.c.id.in_(sids),
-                        sessions.c.status.in_(FINAL_STATUSES),
-                        sessions.c.needs_revision.is_(False),
+        if not rows:
+            return 0
+        sids = sorted({b.session_id for b in batches if b.rows})
+        async with self.res.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            pg = pooled.driver_connection
+            assert pg is not None
+            ready = bool(pooled.info.get(_STAGING_READY))
+            try:
+                async with pg.transaction():
+                    if not ready:
+                        await pg.execute(_CREATE_STAGING)
+                    await pg.copy_records_to_table(
+                        _STAGING, schema_name="pg_temp", records=rows, columns=_COLUMNS
                     )
-                    .values(needs_revision=True)
-                )
+                    status = await pg.execute(_INSERT)
+                    await pg.execute(_MARK_REVISION, sids, _FINAL)
+            except BaseException:
+                if pg.is_closed() or pg.is_in_transaction():  # not fit for the pool
+                    await conn.invalidate()
+                raise
+            pooled.info[_STAGING_READY] = True  # committed: the table lasts as long as `pg`
+        inserted = int(status.rsplit(" ", 1)[-1])
         self.archived += inserted
+        return inserted
+
+    async def _commit(self, batches: list[Batch]) -> None:
+        await self.store(batches)
         await self._ack_and_trim(batches)
 
     async def _ack_and_trim(self, batches: list[Batch]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from redis.crc import key_slot
 from sqlalchemy import func, select
 
-from app.finalise.archiver import GROUP, Archiver, insert_rows
+from app.finalise.archiver import GROUP, Archiver
 from app.ingest.events import Entry
 from app.ingest.journal import JournalWriter
 from app.kit.db import events
@@ -66,8 +66,8 @@ async def test_a_dead_consumers_entries_are_reclaimed_once_idle_and_archived_onc
     # It read everything, committed the first ten rows, and died before acknowledging.
     [batch] = await dead.read([sid], 100)
     assert (batch.size, len(batch.rows)) == (30, 30)
-    async with res.engine.begin() as conn:
-        assert await insert_rows(conn, batch.rows[:10]) == 10
+    batch.rows = batch.rows[:10]
+    assert await dead.store([batch]) == 10
     later = [f"b{k}" for k in range(5)]
     await journal(res, sid, later)
 
