@@ -12,25 +12,27 @@ write), plus the live sessions and the sessions queued for finalisation.
 
 Cost: redis-py parses replies in Python, element by element, and charges tens of µs of CPU per
 command (MEASUREMENTS.md). So the journals are read by one Lua call (READ_LUA) that answers
-with five strings however many journals and entries it carries, as the journal writer writes
-them. On Redis Cluster a script may only name keys of one hash slot, so there it is one call
-per slot (every key of a session shares the slot of its `{s:<sid>}` tag), pipelined. The rows
-go to PostgreSQL by COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO
-NOTHING, in one transaction on the pooled connection's asyncpg driver.
+with five strings per journal however many entries it carries, then acknowledged and trimmed
+by one more (ACK_LUA), as the journal writer writes them. On Redis Cluster a script may only
+name keys of one hash slot, so there it is one call per slot (every key of a session shares
+the slot of its `{s:<sid>}` tag), pipelined. The rows go to PostgreSQL by COPY into a
+temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING, in one transaction on
+the pooled connection's asyncpg driver.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from app.kit import clock
 from app.kit.loops import stop_if_cancelled
@@ -51,8 +53,9 @@ READ_CALLS = 16
 # (XAUTOCLAIM: it died), then new ones. Creates the group of a new journal; a journal that
 # does not exist reads as empty. Journals after the one where `count` ran out are not
 # visited. Returns five strings, however many journals and entries:
-#   per journal visited `r:b`, joined by commas: r entries with a payload (the field `e`),
-#     b entries without one (deleted while pending);
+#   per journal visited `r:b:p`, joined by commas: r entries with a payload (the field `e`),
+#     b entries without one (deleted while pending), and when r + b = 0, p entries of the
+#     group pending (with other consumers);
 #   the ids of the entries with a payload, joined by commas; their payloads' lengths in bytes,
 #   joined by commas; the payloads concatenated; the ids of the entries without one, joined by
 #   commas.
@@ -63,7 +66,7 @@ local counts, ids, sizes, payloads, bare = {}, {}, {}, {}, {}
 for k = 1, #KEYS do
   if left <= 0 then break end
   local key = KEYS[k]
-  local seen, rows, gone = {}, 0, 0
+  local seen, rows, gone, pending = {}, 0, 0, 0
   local function take(entries)
     for _, entry in ipairs(entries) do
       local id = type(entry) == 'table' and entry[1]
@@ -110,12 +113,87 @@ for k = 1, #KEYS do
                                'COUNT', left - rows - gone, 'STREAMS', key, '>')
       if fresh then take(fresh[1][2]) end
     end
+    if rows + gone == 0 then pending = redis.call('XPENDING', key, group)[1] end
   end
   left = left - rows - gone
-  counts[#counts + 1] = rows .. ':' .. gone
+  counts[#counts + 1] = rows .. ':' .. gone .. ':' .. pending
 end
 return {table.concat(counts, ','), table.concat(ids, ','), table.concat(sizes, ','),
         table.concat(payloads), table.concat(bare, ',')}
+"""
+
+# KEYS: journals. ARGV: group, trim horizon (ms), then per journal the archived ids joined by
+# commas. Acknowledges them, then trims each journal (XTRIM MINID, exact) below the lowest of:
+# the newest id acknowledged there + 1, the oldest entry still pending in the group, the
+# horizon. Returns how many journals it trimmed.
+ACK_LUA = """
+local group, horizon = ARGV[1], tonumber(ARGV[2])
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function below(ams, aseq, bms, bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local trimmed = 0
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  if redis.call('EXISTS', key) == 1 then
+    local ids = {}
+    for id in string.gmatch(ARGV[k + 2], '[^,]+') do ids[#ids + 1] = id end
+    for i = 1, #ids, 1000 do
+      redis.call('XACK', key, group, unpack(ids, i, math.min(i + 999, #ids)))
+    end
+    local fms, fseq = -1, -1
+    for _, id in ipairs(ids) do
+      local ms, seq = parse(id)
+      if below(fms, fseq, ms, seq) then fms, fseq = ms, seq end
+    end
+    fseq = fseq + 1
+    local pending = redis.call('XPENDING', key, group)
+    if pending[1] > 0 then
+      local ms, seq = parse(pending[2])
+      if below(ms, seq, fms, fseq) then fms, fseq = ms, seq end
+    end
+    if below(horizon, 0, fms, fseq) then fms, fseq = horizon, 0 end
+    if fms > 0 then
+      redis.call('XTRIM', key, 'MINID', string.format('%.0f-%.0f', fms, fseq))
+      trimmed = trimmed + 1
+    end
+  end
+end
+return trimmed
+"""
+
+# KEYS: journals; ARGV[1]: group. One character per journal: 1 when the group has entries
+# pending or not yet delivered, 0 when not (or there is no journal, or it is empty).
+BEHIND_LUA = """
+local group = ARGV[1]
+local function field(flat, name)
+  for i = 1, #flat - 1, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+end
+local function behind(key)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  local stream = redis.call('XINFO', 'STREAM', key)
+  if field(stream, 'length') == 0 then return 0 end
+  local last = field(stream, 'last-generated-id')
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    if field(g, 'name') == group then
+      if field(g, 'pending') > 0 then return 1 end
+      local lms, lseq = string.match(last, '^(%d+)-(%d+)$')
+      local dms, dseq = string.match(field(g, 'last-delivered-id'), '^(%d+)-(%d+)$')
+      lms, lseq, dms, dseq = tonumber(lms), tonumber(lseq), tonumber(dms), tonumber(dseq)
+      if dms < lms or (dms == lms and dseq < lseq) then return 1 end
+      return 0
+    end
+  end
+  return 1
+end
+local out = {}
+for k = 1, #KEYS do out[k] = behind(KEYS[k]) end
+return table.concat(out)
 """
 
 _COLUMNS = (
@@ -164,9 +242,10 @@ class Batch:
     """Entries read from one session's journal, not yet acknowledged."""
 
     session_id: str
-    ids: str  # every entry read, joined by commas
+    ids: str  # every entry read, joined by commas (what ACK_LUA takes)
     size: int  # entries read, with or without a payload
     rows: list[Row]
+    pending: int = 0  # when nothing was read: entries pending with other consumers
 
 
 def unpack(session_ids: Sequence[str], reply: Sequence[bytes]) -> list[Batch]:
@@ -184,7 +263,7 @@ def unpack(session_ids: Sequence[str], reply: Sequence[bytes]) -> list[Batch]:
     out: list[Batch] = []
     i = j = pos = 0
     for sid, spec in zip(session_ids, counts.decode().split(","), strict=False):
-        n_rows, n_bare = map(int, spec.split(":"))
+        n_rows, n_bare, pending = map(int, spec.split(":"))
         rows: list[Row] = []
         for jid, size in zip(id_list[i : i + n_rows], size_list[i : i + n_rows], strict=True):
             end = pos + int(size)
@@ -205,7 +284,7 @@ def unpack(session_ids: Sequence[str], reply: Sequence[bytes]) -> list[Batch]:
                 )
             )
         acked = ",".join((*id_list[i : i + n_rows], *bare_list[j : j + n_bare]))
-        out.append(Batch(sid, acked, n_rows + n_bare, rows))
+        out.append(Batch(sid, acked, n_rows + n_bare, rows, pending))
         i += n_rows
         j += n_bare
     return out
@@ -308,52 +387,48 @@ class Archiver:
         self.archived += inserted
         return inserted
 
-    async def _commit(self, batches: list[Batch]) -> None:
-        await self.store(batches)
-        await self._ack_and_trim(batches)
+    async def ack(self, batches: Sequence[Batch]) -> None:
+        """Acknowledge the batches' entries and trim what no one needs (ACK_LUA)."""
+        horizon_ms = int(time.time() * 1000) - int(self.res.settings.journal_trim_lag_s * 1000)
+        ids = {b.session_id: b.ids for b in batches}
+        calls = [
+            (group, (GROUP, horizon_ms, *(ids[sid] for sid in group)))
+            for group in self._by_slot(list(ids))
+        ]
+        await self._eval(ACK_LUA, calls)
 
-    async def _ack_and_trim(self, batches: list[Batch]) -> None:
-        redis = self.res.redis
-        lag_ms = int(self.res.settings.journal_trim_lag_s * 1000)
-        horizon_ms = int(time.time() * 1000) - lag_ms
-        async with redis.pipeline(transaction=False) as pipe:
-            for b in batches:
-                pipe.xack(self._journal(b.session_id), GROUP, *b.ids.split(","))
-                pipe.xpending(self._journal(b.session_id), GROUP)
-            replies = await pipe.execute()
-        pendings = replies[1::2]
-        async with redis.pipeline(transaction=False) as pipe:
-            trims = 0
-            for b, pending in zip(batches, pendings, strict=True):
-                last = max(b.ids.split(","), key=_id_key)
-                ms, seq = _id_key(last)
-                floor = (ms, seq + 1)
-                low = pending.get("min") if pending and pending.get("pending") else None
-                if low:
-                    floor = min(floor, _id_key(_s(low)))
-                floor = min(floor, (horizon_ms, 0))
-                if floor[0] > 0:
-                    minid = f"{floor[0]}-{floor[1]}"
-                    pipe.xtrim(self._journal(b.session_id), minid=minid, approximate=False)
-                    trims += 1
-            if trims:
-                await pipe.execute()
+    async def behind(self, session_ids: Sequence[str]) -> list[bool]:
+        """Per journal: entries not yet delivered to the group, or pending (BEHIND_LUA)."""
+        groups = self._by_slot(session_ids)
+        replies = await self._eval(BEHIND_LUA, [(group, (GROUP,)) for group in groups])
+        found = {
+            sid: flag == ord("1")
+            for group, reply in zip(groups, replies, strict=True)
+            for sid, flag in zip(group, reply, strict=True)
+        }
+        return [found[sid] for sid in session_ids]
 
-    async def candidates(self) -> list[str]:
+    async def candidates(self) -> tuple[set[str], set[str]]:
+        """The sessions to visit: (those in `unarchived`, the live or queued ones)."""
         redis, keys = self.res.redis, self.res.keys
         async with redis.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.unarchived)
             pipe.zrange(keys.live_sessions, 0, -1)
             pipe.zrange(keys.finalise_queue, 0, -1)
             marked, live, queued = await pipe.execute()
-        return sorted({_s(x) for x in (*marked, *live, *queued)})
+        return {_s(x) for x in marked}, {_s(x) for x in (*live, *queued)}
 
-    async def archive(self, session_ids: Iterable[str]) -> int:
-        """One pass over these sessions' journals; returns entries read (0: all caught up)."""
+    async def archive(
+        self, session_ids: Iterable[str], *, marked: Collection[str] | None = None
+    ) -> int:
+        """One pass over these sessions' journals; returns entries read (0: all caught up).
+
+        Drained journals leave `unarchived`; `marked`, when given, is what it held when the
+        pass began (the others need no SREM)."""
         count = self.res.settings.archive_batch
         todo = list(dict.fromkeys(session_ids))
         batches: list[Batch] = []
-        drained: list[str] = []
+        idle: list[str] = []
         total = held = 0
         while todo:
             visited = set()
@@ -362,64 +437,38 @@ class Archiver:
                 if got.size:
                     batches.append(got)
                     held += got.size
-                else:
-                    drained.append(got.session_id)
+                elif not got.pending and (marked is None or got.session_id in marked):
+                    idle.append(got.session_id)
             assert visited, "READ_LUA visits at least the first journal"
             todo = [sid for sid in todo if sid not in visited]
             if held >= count or (batches and not todo):
-                await self._commit(batches)
+                await self.store(batches)
+                await self.ack(batches)
                 total += held
                 batches, held = [], 0
-        if drained:
-            await self._forget_drained(drained)
+        if idle:
+            await self._forget_drained(idle)
         return total
 
     async def _forget_drained(self, session_ids: list[str]) -> None:
-        """Drop drained journals from `unarchived`, unless someone still holds entries.
+        """Drop drained journals (nothing new, nothing pending) from `unarchived`.
 
         SREM comes before the final look: a write after it adds the session again, and a
-        write before it is seen by the look, so nothing is stranded.
-        """
+        write before it is seen by the look, so nothing is stranded."""
         redis, keys = self.res.redis, self.res.keys
-        async with redis.pipeline(transaction=False) as pipe:
-            for sid in session_ids:
-                pipe.xpending(self._journal(sid), GROUP)
-            pendings = await pipe.execute(raise_on_error=False)
-        idle = [
-            sid
-            for sid, p in zip(session_ids, pendings, strict=True)
-            if isinstance(p, BaseException) or not p.get("pending")
-        ]
-        if not idle:
-            return
-        await redis.srem(keys.unarchived, *idle)
-        again = [sid for sid in idle if await self._behind(sid)]
+        await redis.srem(keys.unarchived, *session_ids)
+        looks = await self.behind(session_ids)
+        again = [sid for sid, behind in zip(session_ids, looks, strict=True) if behind]
         if again:
             await redis.sadd(keys.unarchived, *again)
 
-    async def _behind(self, session_id: str) -> bool:
-        """Entries not yet delivered to the group (or pending)."""
-        key = self._journal(session_id)
-        try:
-            stream = await self.res.redis.xinfo_stream(key)
-            groups = await self.res.redis.xinfo_groups(key)
-        except ResponseError:
-            return False  # no journal
-        last = _id_key(_s(stream.get("last-generated-id") or "0-0"))
-        if not stream.get("length"):
-            return False
-        for g in groups:
-            if _s(g.get("name", b"")) == GROUP:
-                delivered = _id_key(_s(g.get("last-delivered-id") or "0-0"))
-                return bool(g.get("pending")) or delivered < last
-        return True
-
     async def run_once(self) -> int:
-        return await self.archive(await self.candidates())
+        marked, others = await self.candidates()
+        return await self.archive(sorted(marked | others), marked=marked)
 
     async def caught_up(self, session_id: str) -> bool:
         """Every entry of the session's journal is in PostgreSQL (acknowledged by the group)."""
-        return not await self._behind(session_id)
+        return not (await self.behind([session_id]))[0]
 
     async def drain(self, session_id: str, *, rounds: int = 1000) -> bool:
         """Archive one session's journal now (the finaliser does not wait for the loop);
@@ -428,11 +477,6 @@ class Archiver:
             if not await self.archive([session_id]):
                 return await self.caught_up(session_id)
         return await self.caught_up(session_id)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def archiver(res: Resources) -> Archiver:
@@ -446,8 +490,6 @@ def archiver(res: Resources) -> Archiver:
 
 async def loop(res: Resources, period_s: float = 0.2) -> None:
     """Archive forever; a failed pass (PostgreSQL restarting) is retried, nothing is acked."""
-    import asyncio
-
     arch = archiver(res)
     delay = period_s
     while True:
