@@ -5,9 +5,11 @@ Each repetition journals `--sessions` × `--events` events through the ingest pa
 participant, then 80% heartbeats, 10% camera toggles, 10% engagements, a leave at the end)
 under a fresh Redis key prefix, into a fresh database built with `alembic upgrade head`, and
 times one `Archiver` moving them into PostgreSQL: the process CPU time (`time.process_time`)
-of the archiver's passes per event, and their wall time. At the end every event must be in
-PostgreSQL exactly once, with the columns and payload ingest gave it, and nothing pending in
-Redis. Prints each run and the medians.
+of the archiver's passes per event, and their wall time; beside it the CPU time of the Redis
+server (INFO; the whole server) and of the database's PostgreSQL backends (/proc; a local
+server) over the same passes. At the end every event must be in PostgreSQL exactly once,
+with the columns and payload ingest gave it, and nothing pending in Redis. Prints each run
+and the medians.
 
 - backlog (`--per-pass 0`, the default): everything is journaled first, then drained
   (`run_once` until a pass reads nothing), as after a worker restart.
@@ -33,6 +35,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
@@ -47,6 +50,7 @@ from app.kit.keys import Keys
 from app.kit.resources import Resources, make_redis
 from app.migrate import upgrade
 from app.settings import Settings
+from loadtest import proc
 
 PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -59,6 +63,8 @@ class Sample:
     events: int
     cpu_s: float
     wall_s: float
+    redis_cpu_s: float
+    pg_cpu_s: float
 
     @property
     def cpu_us_per_event(self) -> float:
@@ -67,6 +73,14 @@ class Sample:
     @property
     def events_per_s(self) -> float:
         return self.events / self.wall_s
+
+    @property
+    def redis_us_per_event(self) -> float:
+        return self.redis_cpu_s / self.events * 1e6
+
+    @property
+    def pg_us_per_event(self) -> float:
+        return self.pg_cpu_s / self.events * 1e6
 
 
 def session_entries(
@@ -153,13 +167,26 @@ async def verify(dsn: str, res: Resources, todo: dict[str, list[tuple[Entry, str
 
 
 class Timed:
-    """Process CPU time and wall time of the archiver's passes, and nothing else."""
+    """CPU time (this process; the Redis server; the database's PostgreSQL backends, read
+    from /proc, so 0 unless the server is local) and wall time of the archiver's passes, and
+    nothing else."""
 
-    def __init__(self, arch: Archiver, profile: cProfile.Profile | None) -> None:
-        self.arch, self.profile = arch, profile
-        self.cpu_s = self.wall_s = 0.0
+    def __init__(
+        self, arch: Archiver, profile: cProfile.Profile | None, admin: Any, database: str
+    ) -> None:
+        self.arch, self.profile, self.admin, self.database = arch, profile, admin, database
+        self.cpu_s = self.wall_s = self.redis_cpu_s = self.pg_cpu_s = 0.0
+
+    async def servers_cpu_s(self) -> tuple[float, float]:
+        info = await self.arch.res.redis.info("cpu")
+        backends = await self.admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database
+        )
+        redis_s = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return redis_s, sum(proc.cpu_s(int(b["pid"])) for b in backends)
 
     async def run_once(self) -> int:
+        redis0, pg0 = await self.servers_cpu_s()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if self.profile is not None:
             self.profile.enable()
@@ -168,6 +195,9 @@ class Timed:
             self.profile.disable()
         self.cpu_s += time.process_time() - cpu0
         self.wall_s += time.perf_counter() - wall0
+        redis1, pg1 = await self.servers_cpu_s()
+        self.redis_cpu_s += redis1 - redis0
+        self.pg_cpu_s += pg1 - pg0
         return n
 
 
@@ -190,7 +220,7 @@ async def one_run(args: argparse.Namespace, profile: cProfile.Profile | None) ->
         busy = journals("bench", args.sessions, args.events, args.participants)
         quiet = journals("idle", args.idle, args.participants, args.participants)
         todo = busy | quiet
-        timed = Timed(Archiver(res, consumer="bench"), profile)
+        timed = Timed(Archiver(res, consumer="bench"), profile, admin, name)
         async with engine.connect() as conn:  # open the pool's connection outside the timing
             await conn.exec_driver_sql("SELECT 1")
         journaled = 0
@@ -211,7 +241,7 @@ async def one_run(args: argparse.Namespace, profile: cProfile.Profile | None) ->
             pass
         assert journaled == sum(len(entries) for entries in todo.values())
         await verify(dsn, res, todo)
-        return Sample(journaled, timed.cpu_s, timed.wall_s)
+        return Sample(journaled, timed.cpu_s, timed.wall_s, timed.redis_cpu_s, timed.pg_cpu_s)
     finally:
         await writer.stop()
         await engine.dispose()
@@ -241,16 +271,20 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"run {k + 1}: {s.events} events archived exactly once, "
             f"{s.cpu_us_per_event:.1f} µs CPU/event, {s.events_per_s:,.0f} events/s "
-            f"({s.wall_s:.2f} s wall)",
+            f"({s.wall_s:.2f} s wall); Redis {s.redis_us_per_event:.1f}, "
+            f"PostgreSQL {s.pg_us_per_event:.1f} µs CPU/event",
             flush=True,
         )
     cpu = statistics.median(s.cpu_us_per_event for s in samples)
     rate = statistics.median(s.events_per_s for s in samples)
+    redis_us = statistics.median(s.redis_us_per_event for s in samples)
+    pg_us = statistics.median(s.pg_us_per_event for s in samples)
     mode = f"live, {args.per_pass} events per session per pass" if args.per_pass else "backlog"
     if args.per_pass and args.idle:
         mode += f", {args.idle} idle live sessions"
     print(
-        f"median of {len(samples)}: {cpu:.1f} µs CPU/event, {rate:,.0f} events/s "
+        f"median of {len(samples)}: {cpu:.1f} µs CPU/event, {rate:,.0f} events/s; "
+        f"Redis {redis_us:.1f}, PostgreSQL {pg_us:.1f} µs CPU/event "
         f"({args.sessions} sessions × {args.events} events, {mode})"
     )
     if profile is not None:
