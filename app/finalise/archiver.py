@@ -489,14 +489,19 @@ def archiver(res: Resources) -> Archiver:
 
 
 async def loop(res: Resources, period_s: float = 0.2) -> None:
-    """Archive forever; a failed pass (PostgreSQL restarting) is retried, nothing is acked."""
+    """Archive forever; a failed pass (PostgreSQL restarting) is retried, nothing is acked.
+
+    A pass that read fewer than `archive_batch` entries left every journal caught up, so the
+    next one waits `period_s`: under live load a pass then carries what arrived meanwhile,
+    not a handful of entries for the same round trips (the finaliser drains a session itself
+    and does not wait for this loop)."""
     arch = archiver(res)
     delay = period_s
     while True:
         stop_if_cancelled()
         try:
             n = await arch.run_once()
-            delay = period_s if not n else 0.0
+            delay = 0.0 if n >= res.settings.archive_batch else period_s
         except asyncio.CancelledError:
             raise
         except Exception as exc:
