@@ -12,7 +12,7 @@ write), plus the live sessions and the sessions queued for finalisation.
 
 Cost: redis-py parses replies in Python, element by element, and charges tens of µs of CPU per
 command (MEASUREMENTS.md). So the journals are read by one Lua call (READ_LUA) that answers
-with five strings per journal however many entries it carries, then acknowledged and trimmed
+with five strings however many journals and entries it covers, then acknowledged and trimmed
 by one more (ACK_LUA), as the journal writer writes them. On Redis Cluster a script may only
 name keys of one hash slot, so there it is one call per slot (every key of a session shares
 the slot of its `{s:<sid>}` tag), pipelined. The rows go to PostgreSQL by COPY into a
