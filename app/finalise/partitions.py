@@ -54,6 +54,10 @@ async def ensure_month(conn: AsyncConnection, month: dt.date) -> bool:
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": f"hadir:{name}"})
     if name in await existing(conn):
         return False
+    # ATTACH alone leaves readers of `events` free to plan without the new partition; one
+    # that then waits on the moved rows finds them in neither partition. Hold them off until
+    # the commit (creating a month is rare: ahead of time, or on a new database).
+    await conn.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
     bounds = f"ts >= '{lo}T00:00:00Z' AND ts < '{hi}T00:00:00Z'"
     await conn.execute(text(f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS)"))
     await conn.execute(

@@ -79,6 +79,37 @@ async def test_partition_created_after_rows_landed_in_default(server: Server) ->
         await conn.execute(text("DROP TABLE events_2021_03"))
 
 
+async def test_a_query_while_rows_move_into_a_new_partition_sees_them(server: Server) -> None:
+    """A query that waits on the move must not be planned without the new partition: it would
+    find the rows in neither (the finaliser once read a session's events as none)."""
+    engine = server.resources.engine
+    ts = dt.datetime(2019, 6, 10, tzinfo=dt.UTC)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(events).values(
+                session_id="moving", user_id="u", event_id="x", type="join", ts=ts,
+                source="import", payload={},
+            )
+        )  # fmt: skip
+    query = select(events.c.event_id).where(events.c.session_id == "moving")
+
+    async def read() -> list[tuple[str]]:
+        async with engine.connect() as conn:
+            return [(r.event_id,) for r in await conn.execute(query)]
+
+    try:
+        assert await read() == [("x",)]
+        async with engine.begin() as creator:
+            assert await partitions.ensure_month(creator, dt.date(2019, 6, 1))
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(0.3)  # the reader now waits for the creator's commit
+        assert await reader == [("x",)]
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS events_2019_06"))
+            await conn.execute(events.delete().where(events.c.session_id == "moving"))
+
+
 async def test_migration_downgrades_and_upgrades_again() -> None:
     from alembic import command
 
