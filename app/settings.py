@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     # process, as on a laptop; ingest / worker: split them across processes or hosts.
     role: Literal["all", "ingest", "worker"] = Field(default="all", alias="HADIR_ROLE")
     journal_ttl_s: int = Field(default=14 * 86400, alias="HADIR_JOURNAL_TTL_S")
-    archive_batch: int = Field(default=2000, gt=0, alias="HADIR_ARCHIVE_BATCH")
+    # Entries per archiver read call. One call holds Redis (single-threaded, shared with live
+    # ingest) for ~3-5 µs per entry: 500 keeps it to a few ms (BENCHMARKS.md "Archiving").
+    archive_batch: int = Field(default=500, gt=0, alias="HADIR_ARCHIVE_BATCH")
     archive_claim_idle_s: float = Field(default=30.0, gt=0, alias="HADIR_ARCHIVE_CLAIM_IDLE_S")
     journal_trim_lag_s: float = Field(default=60.0, ge=0, alias="HADIR_JOURNAL_TRIM_LAG_S")
     lms_retry_base_s: float = Field(default=1.0, gt=0, alias="HADIR_LMS_RETRY_BASE_S")
