@@ -205,11 +205,9 @@ class JournalWriter:
                 for sub in batch:
                     sub.done(exc)
                 continue
-            # Metrics once per write, not per frame: the oldest frame's wait is the batch's.
-            metrics.ack_latency.observe(time.perf_counter() - batch[0].received)
-            metrics.journal_batch.observe(sum(sub.count for sub in batch))
-            for sub, added in zip(batch, results, strict=True):
-                sub.done(added)
+            # The callbacks (which send the acks) run in the loop's next step: by then the next
+            # write is already on its way to Redis, so the two overlap.
+            asyncio.get_running_loop().call_soon(_durable, batch, results)
 
     async def _write_with_retry(self, batch: list[_Submission]) -> list[int]:
         deadline = time.monotonic() + self.retry_for_s
@@ -304,3 +302,11 @@ class JournalWriter:
                 raise reply
             out.append((sids, reply))
         return out
+
+
+def _durable(batch: list[_Submission], results: list[int]) -> None:
+    # Metrics once per write, not per frame: the oldest frame's wait is the batch's.
+    metrics.ack_latency.observe(time.perf_counter() - batch[0].received)
+    metrics.journal_batch.observe(sum(sub.count for sub in batch))
+    for sub, added in zip(batch, results, strict=True):
+        sub.done(added)
