@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "participants": a.participants,
         "duration": a.duration,
         "warmup": 2,
+        "database_url": db_url,  # acked events are looked for in the archive too
     }
     results: list[dict[str, Any]] = []
     rates = [float(r) for r in a.rates.split(",") if r]

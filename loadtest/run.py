@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import jwt
 import orjson
@@ -65,6 +66,7 @@ class Options:
     admin_key: str
     token_secret: str
     redis_url: str
+    database_url: str | None
     redis_prefix: str
     run_id: str
     verify: bool
@@ -93,6 +95,11 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--admin-key", default=os.environ.get("HADIR_ADMIN_KEY", ""))
     p.add_argument("--token-secret", default=os.environ.get("HADIR_TOKEN_SECRET", ""))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="also look for acked events in the archive (the journal is trimmed once archived)",
+    )
     p.add_argument("--redis-prefix", default=os.environ.get("HADIR_REDIS_PREFIX", "hadir"))
     p.add_argument("--run-id", default=None, help="session ids are lt-<run id>-<n>")
     p.add_argument("--no-verify", action="store_true")
@@ -120,6 +127,7 @@ def parse(argv: list[str] | None) -> Options:
         admin_key=a.admin_key,
         token_secret=a.token_secret,
         redis_url=a.redis_url,
+        database_url=a.database_url,
         redis_prefix=a.redis_prefix,
         run_id=a.run_id or secrets.token_hex(4),
         verify=not a.no_verify and a.target == "hadir",
@@ -204,13 +212,39 @@ def progress(o: Options, crowd: Crowd, started: float) -> None:
 
 
 async def verify(o: Options, crowd: Crowd) -> dict[str, Any]:
-    return await check_journal(o.redis_url, o.redis_prefix, crowd.participants)
+    return await check_journal(
+        o.redis_url, o.redis_prefix, crowd.participants, database_url=o.database_url
+    )
+
+
+async def archived_events(
+    database_url: str, session_ids: list[str]
+) -> Counter[tuple[str, str, str]]:
+    """How often each client event (session, user, event id) of these sessions is in
+    PostgreSQL."""
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT session_id, user_id, event_id, count(*) AS n FROM events"
+            " WHERE session_id = ANY($1::text[]) AND type = ANY($2::text[]) GROUP BY 1, 2, 3",
+            session_ids,
+            sorted(CLIENT_TYPES),
+        )
+    finally:
+        await conn.close()
+    return Counter({(r["session_id"], r["user_id"], r["event_id"]): int(r["n"]) for r in rows})
 
 
 async def check_journal(
-    redis_url: str, prefix: str, participants: list[Participant]
+    redis_url: str,
+    prefix: str,
+    participants: list[Participant],
+    *,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    """Compare what the participants sent and had acked with their sessions' journals."""
+    """Compare what the participants sent and had acked with their sessions' journals and,
+    with `database_url`, the archive (the archiver trims archived entries from the journal)."""
     redis = Redis.from_url(redis_url)
     keys = Keys(prefix)
     journaled: Counter[tuple[str, str, str]] = Counter()
@@ -238,30 +272,37 @@ async def check_journal(
                 last = rows[-1][0].decode()
     finally:
         await redis.aclose()
+    archived: Counter[tuple[str, str, str]] = Counter()
+    if database_url:
+        archived = await archived_events(database_url, sorted({p.session_id for p in participants}))
+    stored = set(journaled) | set(archived)
     sent = acked = lost = unacked_journaled = phantom = 0
     for p in participants:
         sent += len(p.sent_ids)
         acked += len(p.acked_ids)
         for eid in p.acked_ids:
-            if (p.session_id, p.user_id, eid) not in journaled:
+            if (p.session_id, p.user_id, eid) not in stored:
                 lost += 1
         for eid in p.sent_ids - p.acked_ids:
-            if (p.session_id, p.user_id, eid) in journaled:
+            if (p.session_id, p.user_id, eid) in stored:
                 unacked_journaled += 1
     sent_keys = {(p.session_id, p.user_id, e) for p in participants for e in p.sent_ids}
     ours = {(p.session_id, p.user_id) for p in participants}
     phantom = sum(1 for k in journaled if k[:2] in ours and k not in sent_keys)
+    client_ids = {k for k in archived if k[:2] in ours and k in sent_keys}
     return {
         "sent": sent,
         "acked": acked,
-        "journaled": sum(1 for k in journaled if k[:2] in ours),
+        "journaled": sum(1 for k in stored if k[:2] in ours),  # in the journal or archived
         "journaled_not_acked": unacked_journaled,  # in flight when a connection broke
-        "lost": lost,  # acked, not in the journal: must be 0
-        "counted_twice": sum(1 for c in journaled.values() if c > 1),  # must be 0
+        "lost": lost,  # acked, neither in the journal nor archived: must be 0
+        # must be 0: twice in the journal, or twice in the archive
+        "counted_twice": sum(1 for c in journaled.values() if c > 1)
+        + sum(1 for k in client_ids if archived[k] > 1),
         "never_sent": phantom,
         "outage_entries": len(outages),
         "outages": outages,
-        "archived": None,  # no finaliser on this branch
+        "archived": len(client_ids) if database_url else None,
     }
 
 
