@@ -10,6 +10,7 @@ import httpx
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.finalise.helpers import attendance
 from tests.support import ADMIN_KEY, Server, iso, schedule
 
 
@@ -38,13 +39,8 @@ async def test_an_ingest_server_does_not_finalise_and_a_worker_does(
                 make_settings(database, prefix, HADIR_ROLE="worker"), freeze_heap=False
             )
             async with worker.router.lifespan_context(worker):
-                for _ in range(100):
-                    r = await api.get(f"/v1/sessions/{sid}/attendance")
-                    if r.status_code == 200:
-                        break
-                    await asyncio.sleep(0.1)
-            assert r.status_code == 200, r.text
-            record = next(x for x in r.json()["records"] if x["user_id"] == "u1")
+                result = await attendance(api, sid)
+            record = next(x for x in result["records"] if x["user_id"] == "u1")
             # Joined at the start and connected until the end 30 minutes in, never engaged.
             assert (record["status"], record["reasons"]) == ("partial", ["no_engagement"])
             assert abs(record["connected_s"] - 1800) < 10

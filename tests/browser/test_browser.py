@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, expect
 
 from app.ingest import live as ingest_live
 from tests.browser.conftest import SHOTS
+from tests.finalise.helpers import attendance
 from tests.support import Server, iso, journal, live, schedule, send_json, token
 
 pytestmark = pytest.mark.browser
@@ -175,10 +176,7 @@ async def test_dashboard_shows_a_finalised_record(
         await send_json(ws, {"id": "e1", "type": "engagement", "kind": "question"})
         await asyncio.sleep(0.3)
     assert (await api.post(f"/v1/sessions/{sid}/end")).status_code == 200
-    for _ in range(100):
-        if (await api.get(f"/v1/sessions/{sid}/attendance")).status_code == 200:
-            break
-        await asyncio.sleep(0.2)
+    await attendance(api, sid)
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     await page.goto(f"{server.http}/me?token={token('u1', None)}")
     record = page.locator(f"[id='rec-{sid}']")

@@ -7,13 +7,13 @@ the finaliser will.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from app.kit import clock
+from tests.finalise.helpers import attendance
 from tests.support import Server, schedule
 from tests.webhooks.helpers import post_zoom, zoom_event
 from tests.webhooks.test_zoom import ROSTER, meeting_id
@@ -101,13 +101,7 @@ async def test_zoom_class_produces_policy_records(
     assert clock.parse_iso(session["ended_at"]) == s + 60 * M
 
     # The session was ended by meeting.ended; the finaliser publishes the records.
-    for _ in range(100):
-        r = await api.get(f"/v1/sessions/{sid}/attendance")
-        if r.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert r.status_code == 200, r.text
-    records = {rec["user_id"]: rec for rec in r.json()["records"]}
+    records = {rec["user_id"]: rec for rec in (await attendance(api, sid))["records"]}
 
     # u1: on time, dropped at 20:00 and back at 20:30 (within the 60 s grace): credited whole.
     assert (records["u1"]["status"], records["u1"]["credit"]) == ("present", 1.0)

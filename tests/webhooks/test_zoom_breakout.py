@@ -8,7 +8,6 @@ the only one Zoom sends.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from app.ingest.webhooks.zoom import classify_leave
 from app.kit import clock
+from tests.finalise.helpers import attendance
 from tests.support import Server, journal, schedule
 from tests.webhooks.helpers import fixture, post_zoom, zoom_event
 from tests.webhooks.test_zoom import ROSTER, meeting_id, zoom_session
@@ -302,13 +302,7 @@ async def test_breakout_rooms_in_finalised_attendance(
     session = (await api.get(f"/v1/sessions/{sid}")).json()
     assert session["status"] == "ended"
     assert clock.parse_iso(session["ended_at"]) == s + 60 * M
-    for _ in range(100):
-        r = await api.get(f"/v1/sessions/{sid}/attendance")
-        if r.status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert r.status_code == 200, r.text
-    records = {rec["user_id"]: rec for rec in r.json()["records"]}
+    records = {rec["user_id"]: rec for rec in (await attendance(api, sid))["records"]}
 
     def connected(user: str) -> list[tuple[float, float]]:
         return [
