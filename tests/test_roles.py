@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from app.main import create_app
+from app.main import GC_THRESHOLDS, create_app
 from tests.conftest import make_settings
 from tests.finalise.helpers import attendance
 from tests.support import ADMIN_KEY, Server, iso, schedule
@@ -53,9 +53,13 @@ async def test_a_started_server_keeps_its_start_up_heap_out_of_the_cyclic_gc(
 ) -> None:
     app = create_app(make_settings(database, redis_prefix, HADIR_ROLE="ingest"), background=False)
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     try:
         async with app.router.lifespan_context(app):
             # The application and its resources are built before the heap is frozen.
             assert gc.get_freeze_count() > 10_000
+            # Young collections only after 20,000 net container allocations.
+            assert gc.get_threshold() == GC_THRESHOLDS == (20_000, 10, 10)
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
