@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
 from app.ingest.events import Entry
-from app.ingest.journal import op_for
+from app.ingest.journal import op_for, pack_command
 from tests.support import Server, journal
 
 
@@ -53,3 +54,22 @@ async def test_stop_writes_what_is_queued_and_returns(server: Server) -> None:
     await asyncio.wait_for(writer.stop(), 5)
     assert results == [1, 1, 1]
     assert len(await journal(server, "j-stop")) == 3
+
+
+def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them() -> None:
+    parts = (
+        "EVALSHA",
+        "0123abcd",
+        2,
+        "hadir:{s:é-1}:journal",
+        "hadir:{s:é-1}:seen",
+        3600,
+        1796172083.123456,
+        -0.5,
+        b"",
+        b"h" + entry("a", "ü1", 1.5).payload(),
+        b"x" * 70_000,  # redis-py sends a value this large as a chunk of its own
+    )
+    conn = Redis().connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    expected = b"".join(conn.pack_command(*parts))
+    assert pack_command(parts) == expected
