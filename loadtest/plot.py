@@ -65,7 +65,7 @@ def medians(results: list[dict[str, Any]]) -> dict[tuple[Any, str], dict[str, fl
 
 def table(label: str, results: list[dict[str, Any]]) -> str:
     med = medians(results)
-    order = {"max": -2.0, "half": -1.0}
+    order = {"max": -3.0, "half": -2.0, "target-half": -1.0}
     points = sorted({p for p, _ in med}, key=lambda p: order.get(p, p))
     lines = [
         f"**{label}** (medians of {max(int(v['n']) for v in med.values())} runs)",
@@ -81,6 +81,8 @@ def table(label: str, results: list[dict[str, Any]]) -> str:
             if p == "max"
             else f"{h['offered_rate']:,.0f} (half of Hadir's max)"
             if p == "half"
+            else f"{h['offered_rate']:,.0f} (0.2 × the echo's max)"
+            if p == "target-half"
             else f"{p:,.0f}"
         )
         lines.append(
