@@ -108,12 +108,14 @@ def ensure_database(admin_dsn: str, name: str) -> str:
     return f"postgresql+asyncpg://{base}/{name}"
 
 
-def drive(target: str, port: int, pid: int, prefix: str, redis_url: str, **kw: Any) -> Any:
-    out = Path(f"/tmp/loadtest-{secrets.token_hex(4)}.json")
+def generator_command(
+    target: str, port: int, pid: int, prefix: str, redis_url: str, out: Path, core: str, **kw: Any
+) -> list[str]:
+    """`loadtest.run` against one server, pinned to `core`, its result JSON to `out`."""
     cmd = [
         "taskset",
         "-c",
-        "1",
+        core,
         PY,
         "-m",
         "loadtest.run",
@@ -137,6 +139,12 @@ def drive(target: str, port: int, pid: int, prefix: str, redis_url: str, **kw: A
     ]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
+    return cmd
+
+
+def drive(target: str, port: int, pid: int, prefix: str, redis_url: str, **kw: Any) -> Any:
+    out = Path(f"/tmp/loadtest-{secrets.token_hex(4)}.json")
+    cmd = generator_command(target, port, pid, prefix, redis_url, out, "1", **kw)
     cpu0 = redis_cpu_s(redis_url)
     subprocess.run(cmd, check=False, timeout=300)
     result = json.loads(out.read_text())
@@ -156,6 +164,16 @@ def redis_cpu_s(redis_url: str) -> float:
     finally:
         r.close()
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Remove a run's Redis keys."""
+    r = Redis.from_url(redis_url)
+    try:
+        for key in r.scan_iter(match=f"{prefix}:*", count=1000):
+            r.delete(key)
+    finally:
+        r.close()
 
 
 def median(values: list[float]) -> float:
@@ -327,10 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
     finally:
-        r = Redis.from_url(a.redis_url)
-        for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-            r.delete(key)
-        r.close()
+        delete_prefix(a.redis_url, prefix)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps({"label": a.label, "results": results}))
