@@ -373,8 +373,9 @@ async def _enqueue(
         summary["learners_by_status"] = dict(sorted(counts.items()))
         await outbox.enqueue(conn, key, "session.finalised", summary)
         return
+    messages: list[tuple[str, str, dict[str, Any]]] = []
     if result_changed:
-        await outbox.enqueue(conn, key, "session.finalised", summary)
+        messages.append((key, "session.finalised", summary))
     for rec, _ in changed:
         message = _record_message(sid, revision, rec)
         old = previous.get(rec.user_id)
@@ -383,35 +384,41 @@ async def _enqueue(
             if old is None
             else {"status": old.status, "credit": old.credit, "revision": old.revision}
         )
-        await outbox.enqueue(conn, key, "record.revised", message)
+        messages.append((key, "record.revised", message))
+    await outbox.enqueue_many(conn, messages)
 
 
 async def _raise_warnings(conn: AsyncConnection, course: Any, learners: list[str]) -> None:
-    """seed 000 §9: persist each new warning once per course and learner, and tell the LMS."""
+    """seed 000 §9: persist each new warning once per course and learner, and tell the LMS.
+
+    One INSERT for all of them and one for their messages: a class of 1,000 learners below
+    the minimum raises up to 2,000 warnings, and a statement each took seconds."""
     if not learners:
         return
     book = await ledger.load_course(conn, course.id, user_ids=learners)
     if book is None:
         return
+    raised: list[tuple[str, int, float, Any]] = []
     for uid in learners:
         standing = book.standing(uid)
         for w in standing.new_warnings:
-            level = ledger.WARNING_LEVELS[w.level]
-            inserted = await conn.execute(
-                pg_insert(warnings)
-                .values(
-                    course_id=course.id,
-                    user_id=uid,
-                    level=level,
-                    raised_at=clock.to_dt(w.raised_at),
-                )
-                .on_conflict_do_nothing()
-                .returning(warnings.c.level)
-            )
-            if inserted.first() is None:
-                continue
-            await outbox.enqueue(
-                conn,
+            raised.append((uid, ledger.WARNING_LEVELS[w.level], w.raised_at, standing))
+    if not raised:
+        return
+    inserted = await conn.execute(
+        pg_insert(warnings)
+        .on_conflict_do_nothing()
+        .returning(warnings.c.user_id, warnings.c.level),
+        [
+            {"course_id": course.id, "user_id": uid, "level": level, "raised_at": clock.to_dt(t)}
+            for uid, level, t, _ in raised
+        ],
+    )
+    new = {(r.user_id, r.level) for r in inserted}
+    await outbox.enqueue_many(
+        conn,
+        [
+            (
                 f"standing:{course.id}:{uid}",
                 "standing.warning",
                 {
@@ -421,9 +428,13 @@ async def _raise_warnings(conn: AsyncConnection, course: Any, learners: list[str
                     "support_call": level == 2,
                     "live_rate": standing.live_rate,
                     "min_live_rate": book.policy.min_live_rate,
-                    "raised_at": clock.iso(w.raised_at),
+                    "raised_at": clock.iso(t),
                 },
             )
+            for uid, level, t, standing in raised
+            if (uid, level) in new
+        ],
+    )
 
 
 async def request_revision(res: Resources, conn: AsyncConnection, session_id: str) -> bool:

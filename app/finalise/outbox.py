@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -32,16 +33,34 @@ TYPES = frozenset({"session.finalised", "record.revised", "standing.warning"})
 
 async def enqueue(conn: AsyncConnection, key: str, type_: str, data: dict[str, Any]) -> str:
     """Queue one message in the caller's transaction; returns its webhook id."""
-    assert type_ in TYPES, type_
-    msg_id = "msg_" + secrets.token_hex(12)
-    now = clock.now()
-    payload = {"type": type_, "timestamp": clock.iso(now), "data": data}
-    await conn.execute(
-        insert(outbox).values(
-            msg_id=msg_id, key=key, type=type_, payload=payload, next_attempt_at=clock.to_dt(now)
-        )
-    )
+    (msg_id,) = await enqueue_many(conn, [(key, type_, data)])
     return msg_id
+
+
+async def enqueue_many(
+    conn: AsyncConnection, messages: Sequence[tuple[str, str, dict[str, Any]]]
+) -> list[str]:
+    """Queue (key, type, data) messages in the caller's transaction with one INSERT, in this
+    order (each key's messages are delivered in the order of their ids); returns their ids."""
+    if not messages:
+        return []
+    now = clock.now()
+    stamp, due = clock.iso(now), clock.to_dt(now)
+    rows: list[dict[str, Any]] = []
+    for key, type_, data in messages:
+        assert type_ in TYPES, type_
+        rows.append(
+            {
+                "msg_id": "msg_" + secrets.token_hex(12),
+                "key": key,
+                "type": type_,
+                "payload": {"type": type_, "timestamp": stamp, "data": data},
+                "next_attempt_at": due,
+            }
+        )
+    # executemany: SQLAlchemy sends multi-row VALUES pages, ids drawn in row order.
+    await conn.execute(insert(outbox), rows)
+    return [row["msg_id"] for row in rows]
 
 
 def secret_bytes(secret: str) -> bytes:
